@@ -1,0 +1,34 @@
+# One command to set up and run the pipeline (`make run`), one to set up and run the tests (`make test`).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup run test test-fast params clean
+
+setup: $(VENV)/.installed
+
+# Re-installs only when the project's metadata changes. The pinned CPU torch goes in first:
+# an unpinned torch would pull a multi-GB CUDA build (PyPI serves CUDA builds of this version to GPU users).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+run: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+# Regenerate params.yaml as the default composition of conf/ (exactly what `dvc exp run` writes).
+params: setup
+	$(BIN)/python -m kddad.config --write params.yaml
+
+clean:
+	rm -rf data models reports

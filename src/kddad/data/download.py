@@ -1,0 +1,142 @@
+"""Fetch a raw data file from a local mirror, a local path or its canonical URLs, verified.
+
+A file only ever appears under its final name after its checksum (and, for gzip, its whole
+stream) checked out: it is written to a temporary file in the same folder and renamed.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from kddad.errors import DownloadError
+
+log = logging.getLogger(__name__)
+
+MIRROR_ENV = "KDDAD_DATA_MIRROR"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a file may come from: a local file or a URL."""
+
+    location: str
+    kind: str  # "mirror" | "path" | "url"
+
+
+def sha256sum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_gzip(path: Path) -> None:
+    """Read a gzip stream to its end: a truncated or corrupt file raises DownloadError."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(_CHUNK):
+                pass
+    except (EOFError, OSError, zlib.error) as err:
+        raise DownloadError(f"not a complete gzip file ({err})") from None
+
+
+def verify(path: Path, sha256: str | None) -> None:
+    """Raise DownloadError unless the file matches its checksum and, if gzip, unpacks fully."""
+    if sha256 is not None:
+        actual = sha256sum(path)
+        if actual != sha256:
+            raise DownloadError(f"sha256 mismatch: expected {sha256}, got {actual}")
+    if path.suffix == ".gz":
+        check_gzip(path)
+
+
+def mirrors(config_mirror: str | None) -> list[Path]:
+    """Mirror folders to try, config key first, then the KDDAD_DATA_MIRROR variable."""
+    found = [config_mirror, os.environ.get(MIRROR_ENV)]
+    return [Path(m).expanduser() for m in dict.fromkeys(m for m in found if m)]
+
+
+def sources(filename: str, urls: Iterable[str], path: str | None, mirror_dirs: Iterable[Path]) -> list[Source]:
+    if path is not None:
+        return [Source(str(Path(path).expanduser()), "path")]
+    return [Source(str(d / filename), "mirror") for d in mirror_dirs] + [Source(u, "url") for u in urls]
+
+
+def _copy(src: str, dst: Path, timeout_s: float) -> None:
+    size = Path(src).stat().st_size
+    with open(src, "rb") as fin, open(dst, "wb") as fout, tqdm(
+        total=size, unit="B", unit_scale=True, desc=f"copy {Path(src).name}", leave=False
+    ) as bar:
+        for chunk in iter(lambda: fin.read(_CHUNK), b""):
+            fout.write(chunk)
+            bar.update(len(chunk))
+
+
+def _http(url: str, dst: Path, timeout_s: float) -> None:
+    import pooch
+
+    pooch.HTTPDownloader(progressbar=True, timeout=timeout_s)(url, str(dst), None)
+
+
+def fetch(
+    filename: str,
+    out_dir: Path,
+    *,
+    sha256: str | None,
+    urls: Iterable[str] = (),
+    path: str | None = None,
+    mirror: str | None = None,
+    timeout_s: float = 60,
+) -> Path:
+    """Place a verified copy of ``filename`` in ``out_dir`` and return its path.
+
+    A verified file already there is kept. Otherwise each source is tried in turn (a local
+    ``path``; else the mirror folders, then the URLs) until one verifies. If none does, the
+    error lists every source and why it failed, and ``out_dir`` holds nothing new.
+    """
+    out_dir = Path(out_dir)
+    target = out_dir / filename
+    if target.exists():
+        try:
+            verify(target, sha256)
+            log.info("%s: present and verified, nothing to fetch", target)
+            return target
+        except DownloadError as err:
+            log.warning("%s: present but %s; fetching it again", target, err)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    for src in sources(filename, urls, path, mirrors(mirror)):
+        get: Callable[[str, Path, float], None] = _http if src.kind == "url" else _copy
+        if src.kind != "url" and not Path(src.location).is_file():
+            failures.append(f"  {src.kind} {src.location}: no such file")
+            continue
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=out_dir)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            log.info("fetching %s from %s %s", filename, src.kind, src.location)
+            get(src.location, tmp, timeout_s)
+            verify(tmp, sha256)
+            os.replace(tmp, target)
+            log.info("%s: verified%s", target, f" (sha256 {sha256})" if sha256 else " (no sha256 configured)")
+            return target
+        except DownloadError as err:
+            failures.append(f"  {src.kind} {src.location}: {err}")
+        except Exception as err:  # network, HTTP status, permissions: report and try the next
+            failures.append(f"  {src.kind} {src.location}: {type(err).__name__}: {err}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    if not failures:
+        failures.append(f"  no source configured: set dataset.urls or dataset.path, or a mirror folder ({MIRROR_ENV})")
+    raise DownloadError(f"could not get a verified {filename} into {out_dir}; tried:\n" + "\n".join(failures))

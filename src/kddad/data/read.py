@@ -1,0 +1,87 @@
+"""Parse a KDD-format file (gzip or text) into typed columns with standard names and labels."""
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kddad.data import schema
+from kddad.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {c: ("float64" if c in schema.FLOAT_COLUMNS else "int64") for c in schema.NUMERIC}
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
+
+
+def _diagnose(path: Path) -> str:
+    """Find the first row that does not fit the layout (slow; runs only after a fast parse failed)."""
+    with _open_text(path) as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if len(row) not in (42, 43):
+                return f"line {lineno}: expected 42 comma-separated fields (41 features + label), or 43 (NSL-KDD), got {len(row)}"
+            for col, value in zip(schema.FEATURES, row):
+                kind = _DTYPES.get(col)
+                if kind is None:
+                    continue
+                try:
+                    float(value) if kind == "float64" else int(value)
+                except ValueError:
+                    expected = "a number" if kind == "float64" else "an integer"
+                    return f"line {lineno}, column {col!r}: expected {expected}, got {value!r}"
+    return "the file could not be parsed, but no single bad row was found"
+
+
+def label_category(labels: pd.Series) -> pd.Series:
+    """Map attack names to normal/dos/probe/r2l/u2r; unknown attack names become 'unknown'."""
+    cats = labels.map(schema.ATTACK_CATEGORIES).astype("object")
+    cats[labels == "normal"] = "normal"
+    unknown = sorted(set(labels[cats.isna()]))
+    if unknown:
+        log.warning("labels with no known attack category (counted as 'unknown'): %s", unknown)
+    return cats.fillna("unknown")
+
+
+def read_kdd(path: str | Path) -> pd.DataFrame:
+    """Read a KDD Cup 99 (42 columns) or NSL-KDD (43 columns) file.
+
+    Returns the 41 features under their KDD names, ``label`` (attack name, ``normal``, no
+    trailing dot), ``category``, ``is_outlier`` (0/1) and ``row`` (0-based line in the file).
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, header=None, engine="pyarrow", compression="infer")
+    except Exception as err:  # pyarrow's messages don't name our columns: find the row ourselves
+        raise DataError(f"{path}: {_diagnose(path)} ({type(err).__name__})") from None
+    if df.shape[1] not in (42, 43):
+        raise DataError(f"{path}: expected 42 columns (41 features + label) or 43 (NSL-KDD), got {df.shape[1]}")
+    df = df.iloc[:, :42]
+    df.columns = [*schema.FEATURES, schema.LABEL]
+    for col, dtype in _DTYPES.items():
+        if df[col].dtype != dtype:
+            if dtype == "float64" and pd.api.types.is_numeric_dtype(df[col]):
+                df[col] = df[col].astype(dtype)
+                continue
+            raise DataError(f"{path}: {_diagnose(path)}")
+        bad = df[col] < 0
+        if dtype == "float64":
+            bad |= df[col] > 1
+        if bad.any():
+            first = int(np.argmax(bad.to_numpy()))
+            expected = "a rate in [0, 1]" if dtype == "float64" else "a non-negative count"
+            raise DataError(f"{path}: line {first + 1}, column {col!r}: expected {expected}, got {df[col].iloc[first]}")
+    for col in (*schema.CATEGORICAL, schema.LABEL):
+        df[col] = df[col].astype(str)
+    df[schema.LABEL] = df[schema.LABEL].str.rstrip(".")
+    df[schema.CATEGORY] = label_category(df[schema.LABEL])
+    df[schema.IS_OUTLIER] = (df[schema.LABEL] != "normal").astype("int8")
+    df[schema.ROW] = np.arange(len(df), dtype="int64")
+    log.info("%s: %d rows, %d normal", path, len(df), int((df[schema.IS_OUTLIER] == 0).sum()))
+    return df

@@ -1,0 +1,144 @@
+"""Split parsed KDD rows into train / val / threshold / test.
+
+``grouped`` (default, leakage-free): rows equal on the ``group_by`` columns form a group, and a
+group lands whole in one pool: the threshold pool, the test pool or the train pool (train and
+val, normal rows only). The labelled batches are drawn without replacement from their own pool.
+
+``alibi_example`` (reference only, leaks): alibi-detect's ``create_outlier_batch`` sampling,
+every batch drawn from the same rows, so evaluation rows repeat training rows.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kddad.config import BatchConfig, SplitConfig
+from kddad.data import schema
+from kddad.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "threshold", "test")
+EVAL_SPLITS = ("val", "threshold", "test")
+
+
+def row_keys(df: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+    """64-bit hash of each row's values on ``columns``: equal rows get equal keys."""
+    return pd.util.hash_pandas_object(df[list(columns)], index=False).to_numpy()
+
+
+def _counts(n: int, perc_outlier: float, truncate: bool) -> tuple[int, int]:
+    """(normal, outlier) rows for a batch of n; alibi-detect truncates both with int()."""
+    if truncate:
+        return int((100 - perc_outlier) * 0.01 * n), int(perc_outlier * 0.01 * n)
+    n_out = int(round(n * perc_outlier / 100))
+    return n - n_out, n_out
+
+
+def _draw(rng: np.random.Generator, idx: np.ndarray, k: int, key: str, what: str, hint: str) -> np.ndarray:
+    if k > len(idx):
+        raise ConfigError(f"{key}: needs {k} {what} rows, but only {len(idx)} are available; {hint}")
+    return np.sort(rng.choice(idx, size=k, replace=False))
+
+
+def _grouped(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    rng = np.random.default_rng(cfg.seed)
+    _, group = np.unique(row_keys(df, cfg.group_columns), return_inverse=True)
+    u = rng.random(group.max() + 1)[group]  # one uniform draw per group, shared by its rows
+    t_end = cfg.pools.threshold
+    e_end = t_end + cfg.pools.test
+    v_end = e_end + cfg.val_frac * (1 - e_end)
+    pool = np.select([u < t_end, u < e_end, u < v_end], ["threshold", "test", "val"], "train")
+    normal = df[schema.IS_OUTLIER].to_numpy() == 0
+    idx: dict[str, np.ndarray] = {}
+    for name in ("train", "val"):
+        avail = np.flatnonzero((pool == name) & normal)
+        n = getattr(cfg, name).n
+        idx[name] = avail if n is None else _draw(
+            rng, avail, n, f"split.{name}.n", "normal", "lower it, or leave it null to take them all")
+    for name in ("threshold", "test"):
+        batch: BatchConfig = getattr(cfg, name)
+        in_pool = pool == name
+        n = batch.n if batch.n is not None else int(in_pool.sum())
+        n_norm, n_out = _counts(n, batch.perc_outlier, truncate=False)
+        hint = f"lower split.{name}.n or raise split.pools.{name}"
+        idx[name] = np.sort(np.concatenate([
+            _draw(rng, np.flatnonzero(in_pool & normal), n_norm, f"split.{name}.n={n}", "normal", hint),
+            _draw(rng, np.flatnonzero(in_pool & ~normal), n_out,
+                  f"split.{name}.n={n} with perc_outlier={batch.perc_outlier}", "outlier", hint),
+        ]))
+    frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
+    pools = {name: {"groups": int(np.unique(group[pool == name]).size), "rows": int((pool == name).sum())}
+             for name in ("train", "val", "threshold", "test")}
+    return frames, {"pools": pools}
+
+
+def _alibi_batch(normal: pd.DataFrame, outlier: pd.DataFrame, batch: BatchConfig, seed: int) -> pd.DataFrame:
+    """alibi-detect's create_outlier_batch after np.random.seed(seed)."""
+    rng = np.random.RandomState(seed)
+    n_norm, n_out = _counts(batch.n or 0, batch.perc_outlier, truncate=True)
+    parts = [normal.sample(n=n_norm, replace=n_norm > len(normal), random_state=rng),
+             outlier.sample(n=n_out, replace=n_out > len(outlier), random_state=rng)]
+    return pd.concat(parts).sample(frac=1, random_state=rng).reset_index(drop=True)
+
+
+def _alibi(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    normal = df[df[schema.IS_OUTLIER] == 0]
+    outlier = df[df[schema.IS_OUTLIER] == 1]
+    frames = {}
+    for name in SPLITS:
+        batch: BatchConfig = getattr(cfg, name)
+        if batch.n is None:
+            raise ConfigError(f"split.{name}.n: required with split.protocol=alibi_example (a batch size)")
+        frames[name] = _alibi_batch(normal, outlier, batch, cfg.seed if batch.seed is None else batch.seed)
+    return frames, {}
+
+
+def identical_rows(frames: dict[str, pd.DataFrame], columns: tuple[str, ...] | list[str], of: str = "train") -> dict[str, int]:
+    """Rows of each other split equal, on ``columns``, to some row of split ``of``."""
+    ref = set(row_keys(frames[of], columns).tolist())
+    return {name: int(np.isin(row_keys(f, columns), list(ref)).sum()) for name, f in frames.items() if name != of}
+
+
+def split(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Split parsed rows per ``cfg``; returns the four frames and a JSON-ready report."""
+    n_in = len(df)
+    if cfg.dedupe:
+        df = df.drop_duplicates(subset=[*schema.FEATURES, schema.LABEL]).reset_index(drop=True)
+    frames, extra = (_grouped if cfg.protocol == "grouped" else _alibi)(df, cfg)
+    group_cols = cfg.group_columns
+    report: dict[str, Any] = {
+        "protocol": cfg.protocol,
+        "seed": cfg.seed,
+        "rows_in": n_in,
+        "duplicates_dropped": n_in - len(df),
+        "group_by": list(group_cols),
+        "rows": {k: len(v) for k, v in frames.items()},
+        "outliers": {k: int(v[schema.IS_OUTLIER].sum()) for k, v in frames.items()},
+        "outlier_frac": {k: round(float(v[schema.IS_OUTLIER].mean()), 6) if len(v) else 0.0
+                         for k, v in frames.items()},
+        "categories": {k: {str(c): int(n) for c, n in v[schema.CATEGORY].value_counts().items()}
+                       for k, v in frames.items()},
+        "identical_to_train": {
+            "on_group_by": identical_rows(frames, group_cols),
+            "on_all41": identical_rows(frames, schema.FEATURES),
+        },
+        "test_identical_to_threshold": identical_rows({"threshold": frames["threshold"], "test": frames["test"]},
+                                                      group_cols, of="threshold")["test"],
+        **extra,
+    }
+    test = frames["test"]
+    test_normal = test[test[schema.IS_OUTLIER] == 0]
+    leaked = identical_rows({"train": frames["train"], "test": test_normal}, group_cols)["test"]
+    report["test_normals_identical_to_train_frac"] = round(leaked / max(len(test_normal), 1), 6)
+    overlap = report["identical_to_train"]["on_group_by"]
+    if any(overlap.values()):
+        log.warning("LEAKAGE: rows identical to a training row (on %d group_by columns): %s; "
+                    "%.1f%% of test normals repeat a training row", len(group_cols), overlap,
+                    100 * report["test_normals_identical_to_train_frac"])
+    else:
+        log.info("no evaluation row is identical to a training row (on the %d group_by columns)", len(group_cols))
+    return frames, report

@@ -1,0 +1,30 @@
+"""Where each stage reads and writes, relative to the project root (mirrors dvc.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path = Path(".")
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def split(self) -> Path:
+        return self.root / "data" / "split"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "data" / "features"
+
+    @property
+    def encoder(self) -> Path:
+        return self.root / "models" / "encoder"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"

@@ -1,0 +1,74 @@
+"""The data stages: download → split → encode. Config in, files out; no torch imported."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kddad.config import Config
+from kddad.data import schema
+from kddad.data.download import fetch
+from kddad.data.read import read_kdd
+from kddad.data.split import SPLITS, split as split_rows
+from kddad.errors import DataError
+from kddad.features.encoder import FeatureEncoder
+from kddad.io import atomic_dir, write_json
+from kddad.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+def download(cfg: Config, paths: Paths = Paths()) -> Path:
+    """Place the verified raw file of ``cfg.dataset`` under data/raw/."""
+    ds = cfg.dataset
+    return fetch(ds.raw_name, paths.raw, sha256=ds.sha256, urls=ds.urls, path=ds.path,
+                 mirror=cfg.download.mirror, timeout_s=cfg.download.timeout_s)
+
+
+def split(cfg: Config, paths: Paths = Paths()) -> dict:
+    """Parse the raw file, split it, write data/split/*.parquet and reports/split.json."""
+    start = time.perf_counter()
+    raw = paths.raw / cfg.dataset.raw_name
+    if not raw.is_file():
+        raise DataError(f"{raw}: not found; run the download stage first (dvc repro download)")
+    df = read_kdd(raw)
+    if cfg.dataset.rows is not None and len(df) != cfg.dataset.rows:
+        raise DataError(f"{raw}: expected {cfg.dataset.rows} rows (dataset.rows), got {len(df)}")
+    frames, report = split_rows(df, cfg.split)
+    with atomic_dir(paths.split) as tmp:
+        for name, frame in frames.items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    write_json(paths.reports / "split.json", report)
+    log.info("split: %s rows, outlier fraction %s (%.1f s)", report["rows"], report["outlier_frac"], report["seconds"])
+    return report
+
+
+def load_split(name: str, paths: Paths = Paths()) -> pd.DataFrame:
+    path = paths.split / f"{name}.parquet"
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run the split stage first (dvc repro split)")
+    return pd.read_parquet(path)
+
+
+def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
+    """Fit the encoder on train, write float32 arrays for every split and the encoder."""
+    frames = {name: load_split(name, paths) for name in SPLITS}
+    enc = FeatureEncoder(cfg.features.numeric, cfg.features.categorical, cfg.scaling.method, cfg.scaling.log1p)
+    enc.fit(frames["train"])
+    meta = {"feature_names": enc.feature_names, "rows": {}, "unknown_categories": {}}
+    with atomic_dir(paths.features) as tmp:
+        for name, frame in frames.items():
+            X = enc.transform(frame, what=str(paths.split / f"{name}.parquet"))
+            np.save(tmp / f"{name}.npy", X)
+            np.save(tmp / f"{name}_y.npy", frame[schema.IS_OUTLIER].to_numpy(dtype=np.int8))
+            meta["rows"][name] = int(X.shape[0])
+            meta["unknown_categories"][name] = enc.unknown_categories(frame)
+        write_json(tmp / "meta.json", meta)
+    enc.save(paths.encoder)
+    log.info("encode: %d features (%s, %s scaling%s) for %s", len(enc.feature_names), cfg.features.name,
+             cfg.scaling.method, " + log1p" if cfg.scaling.log1p else "", meta["rows"])
+    return enc
