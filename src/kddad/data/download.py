@@ -51,13 +51,16 @@ def check_gzip(path: Path) -> None:
         raise DownloadError(f"not a complete gzip file ({err})") from None
 
 
-def verify(path: Path, sha256: str | None) -> None:
-    """Raise DownloadError unless the file matches its checksum and, if gzip, unpacks fully."""
+def verify(path: Path, sha256: str | None, name: str | None = None) -> None:
+    """Raise DownloadError unless the file matches its checksum and, if gzip, unpacks fully.
+
+    ``name`` is the file's final name (a temporary file's own name says nothing of its format).
+    """
     if sha256 is not None:
         actual = sha256sum(path)
         if actual != sha256:
             raise DownloadError(f"sha256 mismatch: expected {sha256}, got {actual}")
-    if path.suffix == ".gz":
+    if (name or path.name).endswith(".gz"):
         check_gzip(path)
 
 
@@ -127,7 +130,7 @@ def fetch(
         try:
             log.info("fetching %s from %s %s", filename, src.kind, src.location)
             get(src.location, tmp, timeout_s)
-            verify(tmp, sha256)
+            verify(tmp, sha256, filename)
             os.replace(tmp, target)
             log.info("%s: verified%s", target, f" (sha256 {sha256})" if sha256 else " (no sha256 configured)")
             return target

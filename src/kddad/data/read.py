@@ -24,9 +24,12 @@ def _open_text(path: Path):
 def _diagnose(path: Path) -> str:
     """Find the first row that does not fit the layout (slow; runs only after a fast parse failed)."""
     with _open_text(path) as f:
+        width = None
         for lineno, row in enumerate(csv.reader(f), start=1):
-            if len(row) not in (42, 43):
-                return f"line {lineno}: expected 42 comma-separated fields (41 features + label), or 43 (NSL-KDD), got {len(row)}"
+            if len(row) not in (42, 43) or (width is not None and len(row) != width):
+                return (f"line {lineno}: expected {width or 42} comma-separated fields "
+                        f"(41 features + label{', + difficulty' if width == 43 else ''}), got {len(row)}")
+            width = width or len(row)
             for col, value in zip(schema.FEATURES, row):
                 kind = _DTYPES.get(col)
                 if kind is None:

@@ -115,7 +115,7 @@ def split(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], 
         "seed": cfg.seed,
         "rows_in": n_in,
         "duplicates_dropped": n_in - len(df),
-        "group_by": list(group_cols),
+        "group_by": cfg.group_by,
         "rows": {k: len(v) for k, v in frames.items()},
         "outliers": {k: int(v[schema.IS_OUTLIER].sum()) for k, v in frames.items()},
         "outlier_frac": {k: round(float(v[schema.IS_OUTLIER].mean()), 6) if len(v) else 0.0

@@ -1,0 +1,84 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from kddad import config
+from kddad.errors import ConfigError
+
+from conftest import ROOT
+
+
+def test_params_yaml_is_the_default_composition_of_conf():
+    committed = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    assert config.compose_yaml(ROOT / "conf") == committed, "params.yaml is stale: run `make params`"
+
+
+def test_every_option_of_every_group_composes_and_validates():
+    groups = [p for p in (ROOT / "conf").iterdir() if p.is_dir()]
+    assert {g.name for g in groups} >= {"dataset", "features", "scaling", "split", "model", "score",
+                                        "threshold", "trainer", "tracking"}
+    for group in groups:
+        for option in group.glob("*.yaml"):
+            extra = ["dataset.path=/some/file.txt"] if option.stem == "local" else []
+            text = config.compose_yaml(ROOT / "conf", [f"{group.name}={option.stem}", *extra])
+            cfg = config.validate(yaml.safe_load(text))
+            assert getattr(cfg, group.name) is not None
+
+
+def _default() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("split.test.perc_outlier", 100, "split.test.perc_outlier"),
+    ("split.threshold.perc_outlier", -1, "split.threshold.perc_outlier"),
+    ("split.test.n", -5, "split.test.n"),
+    ("split.val_frac", 1.5, "split.val_frac"),
+    ("split.train.perc_outlier", 10, "normal rows only"),
+    ("split.pools.test", 0.9, "leave room for train"),
+    ("split.group_by", "alibi19", "unknown feature set"),
+    ("dataset.sha256", "abc", "64 hexadecimal"),
+    ("features.numeric", ["srv_count", "nonsense"], "nonsense"),
+    ("features.categorical", ["srv_count"], "not categorical"),
+    ("scaling.method", "quantile", "scaling.method"),
+    ("model.latent", 0, "model.latent"),
+    ("trainer.max_epochs", 0, "trainer.max_epochs"),
+    ("split.tset", {"n": 5}, "split.tset: unknown key"),
+    ("trainer.max_epoch", 3, "trainer.max_epoch: unknown key"),
+])
+def test_bad_values_are_rejected_naming_the_key(key, value, expected):
+    raw = _default()
+    node = raw
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    with pytest.raises(ConfigError) as err:
+        config.validate(raw, source="params.yaml")
+    assert expected in str(err.value)
+    assert str(err.value).startswith("params.yaml: invalid configuration")
+
+
+def test_default_config_is_valid_and_typed(cfg):
+    assert cfg.split.protocol == "grouped"
+    assert cfg.features.name == "alibi18" and len(cfg.features.columns) == 18
+    assert cfg.split.group_columns == tuple(cfg.features.numeric)
+
+
+def test_stage_driver_stops_on_a_bad_config_before_any_work(tmp_path):
+    raw = _default()
+    raw["split"]["test"]["perc_outlier"] = 120
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, str(ROOT / "pipelines" / "download.py"), "--params", str(params)],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "split.test.perc_outlier" in proc.stderr and "less than 100" in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_missing_params_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="make params"):
+        config.load(tmp_path / "params.yaml")

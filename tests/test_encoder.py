@@ -1,0 +1,97 @@
+import os
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.preprocessing import FunctionTransformer
+
+from kddad.data import schema
+from kddad.errors import DataError
+from kddad.features.encoder import FeatureEncoder
+
+ALL_NUMERIC = list(schema.NUMERIC)
+
+
+@pytest.fixture(scope="module")
+def parts(kdd):
+    """Normal rows of two protocols as 'train', the rest as 'unseen' (real rows, cut at test time)."""
+    normal = kdd[kdd["label"] == "normal"]
+    train = normal[normal["protocol_type"] == "tcp"].sample(5000, random_state=0)
+    unseen = kdd[kdd["protocol_type"] != "tcp"].sample(2000, random_state=0)
+    return train, unseen
+
+
+def test_fitted_on_train_transforms_unseen_categories_as_zeros(parts, caplog):
+    train, unseen = parts
+    enc = FeatureEncoder(ALL_NUMERIC, list(schema.CATEGORICAL), "standard").fit(train)
+    assert enc.categories["protocol_type"] == ["tcp"]
+    caplog.set_level("INFO")
+    X = enc.transform(unseen, what="unseen")
+    assert X.dtype == np.float32 and X.shape == (2000, len(enc.feature_names))
+    proto = enc.feature_names.index("protocol_type_tcp")
+    assert (X[:, proto] == 0).all()
+    assert "categories unseen in training" in caplog.text and "'udp'" in caplog.text
+    assert set(enc.unknown_categories(unseen)["protocol_type"]) <= {"udp", "icmp"}
+
+
+@pytest.mark.parametrize("method", ["standard", "minmax", "robust"])
+def test_scaling_statistics_come_from_train_only(parts, method):
+    train, unseen = parts
+    enc = FeatureEncoder(list(schema.ALIBI18), scaling=method).fit(train)
+    Xt = enc.transform(train)
+    if method == "standard":
+        nonconst = train[list(schema.ALIBI18)].std(ddof=0).to_numpy() > 0
+        assert np.allclose(Xt[:, nonconst].mean(0), 0, atol=1e-4)
+        assert np.allclose(Xt[:, nonconst].std(0), 1, atol=1e-3)
+    elif method == "minmax":
+        assert Xt.min() == pytest.approx(0) and Xt.max() == pytest.approx(1)
+        assert enc.transform(unseen).max() > 1  # unseen rows are not rescaled to fit
+    else:
+        med = np.median(Xt, axis=0)
+        assert np.allclose(med, 0, atol=1e-6)
+
+
+def test_log1p_applies_only_to_heavy_tailed_columns(parts):
+    train, _ = parts
+    cols = ["src_bytes", "serror_rate"]
+    enc = FeatureEncoder(cols, scaling="none", log1p=True).fit(train)
+    X = enc.transform(train)
+    names = enc.feature_names
+    assert np.allclose(X[:, names.index("src_bytes")], np.log1p(train["src_bytes"].to_numpy()), rtol=1e-6)
+    assert np.allclose(X[:, names.index("serror_rate")], train["serror_rate"].to_numpy())
+
+
+def test_save_load_roundtrip_gives_identical_arrays(parts, tmp_path):
+    train, unseen = parts
+    enc = FeatureEncoder(ALL_NUMERIC, list(schema.CATEGORICAL), "robust", log1p=True).fit(train)
+    enc.save(tmp_path / "enc")
+    back = FeatureEncoder.load(tmp_path / "enc")
+    assert back.feature_names == enc.feature_names
+    assert np.array_equal(back.transform(unseen), enc.transform(unseen))
+    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == ["encoder.json", "encoder.skops"]
+
+
+def test_load_refuses_a_file_that_would_run_code(parts, tmp_path):
+    train, _ = parts
+    enc = FeatureEncoder(["src_bytes"], scaling="none").fit(train)
+    enc.save(tmp_path / "enc")
+    # an attacker swaps in a transformer whose function is os.system
+    sio.dump(FunctionTransformer(os.system), tmp_path / "enc" / "encoder.skops")
+    with pytest.raises(DataError, match="refusing to load untrusted types.*system"):
+        FeatureEncoder.load(tmp_path / "enc")
+
+
+def test_missing_column_is_named(parts):
+    train, _ = parts
+    enc = FeatureEncoder(["src_bytes", "service"][:1], ["service"]).fit(train)
+    with pytest.raises(DataError, match=r"new rows: missing column\(s\) \['service'\]"):
+        enc.transform(train.drop(columns="service"), what="new rows")
+
+
+def test_negative_count_under_log1p_is_reported(parts):
+    train, _ = parts
+    enc = FeatureEncoder(["src_bytes"], scaling="standard", log1p=True).fit(train)
+    bad = train.head(10).copy()
+    bad.iloc[4, bad.columns.get_loc("src_bytes")] = -5
+    with pytest.raises(DataError, match=r"row 4, feature 'src_bytes'"):
+        enc.transform(bad)

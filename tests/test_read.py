@@ -1,0 +1,61 @@
+import gzip
+
+import pytest
+
+from kddad.data import schema
+from kddad.data.read import read_kdd
+from kddad.errors import DataError
+
+from conftest import KDD10, write_head
+
+
+def test_full_file_parses_into_typed_named_columns(kdd):
+    assert len(kdd) == 494021
+    assert list(kdd.columns[:41]) == list(schema.FEATURES)
+    assert (kdd["label"] == "normal").sum() == 97278
+    assert not kdd["label"].str.endswith(".").any()
+    assert kdd["is_outlier"].sum() == 494021 - 97278
+    assert kdd.groupby("category").size().to_dict() == {"dos": 391458, "normal": 97278, "probe": 4107,
+                                                        "r2l": 1126, "u2r": 52}
+    assert str(kdd["src_bytes"].dtype) == "int64" and str(kdd["serror_rate"].dtype) == "float64"
+    assert kdd["row"].iloc[-1] == 494020
+
+
+def test_nsl_kdd_with_difficulty_column_and_unseen_attacks(mirror):
+    df = read_kdd(mirror / "KDDTest+.txt")
+    assert len(df) == 22544 and "difficulty" not in df.columns
+    assert set(df["category"]) <= set(schema.CATEGORIES)
+    assert (df.loc[df["label"] == "mscan", "category"] == "probe").all()
+
+
+def _corrupt(mirror, tmp_path, line_no: int, field: int, value: str):
+    lines = gzip.open(mirror / KDD10, "rt").readlines()[:200]
+    fields = lines[line_no - 1].split(",")
+    fields[field] = value
+    lines[line_no - 1] = ",".join(fields)
+    path = tmp_path / "bad.txt"
+    path.write_text("".join(lines))
+    return path
+
+
+def test_non_numeric_value_names_line_and_column(mirror, tmp_path):
+    path = _corrupt(mirror, tmp_path, 57, 4, "lots")
+    with pytest.raises(DataError, match=r"bad.txt: line 57, column 'src_bytes': expected an integer, got 'lots'"):
+        read_kdd(path)
+
+
+def test_wrong_field_count_names_line(mirror, tmp_path):
+    path = _corrupt(mirror, tmp_path, 12, 5, "1,2")
+    with pytest.raises(DataError, match=r"line 12: expected 42 comma-separated fields"):
+        read_kdd(path)
+
+
+def test_rate_out_of_range_names_line_and_column(mirror, tmp_path):
+    path = _corrupt(mirror, tmp_path, 3, 24, "1.5")
+    with pytest.raises(DataError, match=r"line 3, column 'serror_rate': expected a rate in \[0, 1\], got 1.5"):
+        read_kdd(path)
+
+
+def test_slice_of_the_real_file_reads_the_same_rows(mirror, kdd, tmp_path):
+    head = read_kdd(write_head(mirror / KDD10, tmp_path / "head.gz", 1000))
+    assert head.drop(columns="row").equals(kdd.iloc[:1000].drop(columns="row").reset_index(drop=True))

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import yaml
+
+from kddad.config import SplitConfig
+from kddad.data import schema
+from kddad.data.split import identical_rows, row_keys, split
+from kddad.errors import ConfigError
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def default_split(kdd):
+    return split(kdd, SplitConfig())
+
+
+def test_default_split_never_leaks(default_split):
+    frames, report = default_split
+    for cols in (schema.ALIBI18, schema.FEATURES):
+        assert identical_rows(frames, cols) == {"val": 0, "threshold": 0, "test": 0}
+    assert identical_rows({"threshold": frames["threshold"], "test": frames["test"]}, schema.ALIBI18,
+                          of="threshold") == {"test": 0}
+    assert report["identical_to_train"]["on_group_by"] == {"val": 0, "threshold": 0, "test": 0}
+    assert report["test_normals_identical_to_train_frac"] == 0
+
+
+def test_default_split_sizes_and_outlier_fractions(default_split):
+    frames, report = default_split
+    assert frames["train"]["is_outlier"].sum() == 0 and frames["val"]["is_outlier"].sum() == 0
+    assert len(frames["threshold"]) == 10000 and frames["threshold"]["is_outlier"].sum() == 500
+    assert len(frames["test"]) == 20000 and frames["test"]["is_outlier"].sum() == 2000
+    assert len(frames["train"]) > 30000 and len(frames["val"]) > 3000
+    assert report["rows"] == {k: len(v) for k, v in frames.items()}
+    # drawn without replacement: no source row twice
+    for f in frames.values():
+        assert f["row"].is_unique
+    rows = np.concatenate([f["row"].to_numpy() for f in frames.values()])
+    assert len(np.unique(rows)) == len(rows)
+
+
+def test_identical_rows_always_share_a_split(kdd, default_split):
+    frames, _ = default_split
+    where = {}
+    for name, f in frames.items():
+        for key in row_keys(f, schema.ALIBI18):
+            assert where.setdefault(key, name) == name
+
+
+def test_split_is_reproducible_and_seeded(kdd, default_split):
+    again, _ = split(kdd, SplitConfig())
+    other, _ = split(kdd, SplitConfig(seed=1))
+    assert again["test"]["row"].equals(default_split[0]["test"]["row"])
+    assert not other["test"]["row"].equals(default_split[0]["test"]["row"])
+
+
+def test_configured_outlier_percentages(kdd):
+    cfg = SplitConfig(threshold={"n": 4000, "perc_outlier": 1}, test={"n": 5000, "perc_outlier": 20})
+    frames, _ = split(kdd, cfg)
+    assert frames["threshold"]["is_outlier"].mean() == pytest.approx(0.01)
+    assert frames["test"]["is_outlier"].mean() == pytest.approx(0.20)
+
+
+def test_dedupe_drops_repeats(kdd):
+    frames, report = split(kdd, SplitConfig(dedupe=True))
+    assert report["duplicates_dropped"] == 494021 - 145586
+    for f in frames.values():
+        assert not f.duplicated(subset=[*schema.FEATURES, "label"]).any()
+
+
+def test_impossible_batch_size_names_the_key(kdd):
+    with pytest.raises(ConfigError, match=r"split.test.n=300000: needs 270000 normal rows, but only \d+"):
+        split(kdd, SplitConfig(test={"n": 300000, "perc_outlier": 10}))
+
+
+def test_alibi_example_preset_reproduces_the_leaky_protocol(kdd):
+    preset = SplitConfig(**yaml.safe_load((ROOT / "conf/split/alibi_example.yaml").read_text()))
+    frames, report = split(kdd, preset)
+    assert report["rows"] == {"train": 400000, "val": 40000, "threshold": 1000, "test": 1000}
+    assert report["outliers"]["threshold"] == 50 and report["outliers"]["test"] == 100
+    assert frames["train"]["row"].duplicated().any()  # 400,000 from 97,278: with replacement
+    assert not frames["test"]["row"].duplicated().any()  # a 1,000-row batch: without
+    assert report["test_normals_identical_to_train_frac"] > 0.95
+    assert report["identical_to_train"]["on_group_by"]["test"] > 850

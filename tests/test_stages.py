@@ -1,0 +1,85 @@
+"""The data stages as library calls (no DVC): config in, files out."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kddad import config
+from kddad.data import schema
+from kddad.features.encoder import FeatureEncoder
+from kddad.paths import Paths
+from kddad.stages.data import download, encode, split
+
+from conftest import KDD10, ROOT
+
+
+def _cfg(cfg: config.Config, mirror, **groups) -> config.Config:
+    raw = cfg.model_dump()
+    raw["download"]["mirror"] = str(mirror)
+    for k, v in groups.items():
+        raw[k] = v
+    return config.validate(raw)
+
+
+def test_three_stages_write_their_outputs(cfg, mirror, tmp_path):
+    paths = Paths(tmp_path)
+    c = _cfg(cfg, mirror)
+    assert download(c, paths) == tmp_path / "data/raw" / KDD10
+    report = split(c, paths)
+    assert sorted(p.name for p in paths.split.iterdir()) == [f"{s}.parquet" for s in
+                                                             ("test", "threshold", "train", "val")]
+    assert json.loads((paths.reports / "split.json").read_text()) == report
+    assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0}
+    encode(c, paths)
+    meta = json.loads((paths.features / "meta.json").read_text())
+    assert meta["rows"] == report["rows"] and len(meta["feature_names"]) == 18
+    X = np.load(paths.features / "test.npy")
+    y = np.load(paths.features / "test_y.npy")
+    assert X.dtype == np.float32 and X.shape == (report["rows"]["test"], 18)
+    assert y.sum() == report["outliers"]["test"]
+    # the saved encoder reproduces the arrays from the split files
+    test = pd.read_parquet(paths.split / "test.parquet")
+    assert np.array_equal(FeatureEncoder.load(paths.encoder).transform(test), X)
+    # no stray temporary files or folders
+    assert not [p for p in tmp_path.rglob(".*") if p.name != ".gitignore"]
+
+
+def test_all41_encodes_categoricals(cfg, mirror, tmp_path):
+    paths = Paths(tmp_path)
+    all41 = {"name": "all41", "numeric": list(schema.NUMERIC), "categorical": list(schema.CATEGORICAL)}
+    c = _cfg(cfg, mirror, features=all41, scaling={"method": "minmax", "log1p": True})
+    download(c, paths)
+    split(c, paths)
+    encode(c, paths)
+    names = json.loads((paths.features / "meta.json").read_text())["feature_names"]
+    assert "service_http" in names and "protocol_type_tcp" in names and len(names) > 41
+    X = np.load(paths.features / "train.npy")
+    assert X.min() >= 0 and X.max() <= 1 + 1e-6
+
+
+def test_local_dataset_from_a_slice_of_the_real_file(cfg, mirror, tmp_path):
+    from conftest import write_head
+    src = write_head(mirror / KDD10, tmp_path / "capture.txt", 60000)
+    paths = Paths(tmp_path / "proj")
+    c = _cfg(cfg, mirror, dataset={"name": "local", "path": str(src)},
+             split={"threshold": {"n": 1000, "perc_outlier": 5}, "test": {"n": 2000, "perc_outlier": 10}})
+    assert download(c, paths).name == "capture.txt"
+    report = split(c, paths)
+    assert report["rows_in"] == 60000 and report["rows"]["test"] == 2000
+
+
+def test_data_stages_do_not_import_torch_or_lightning():
+    code = ("import sys, kddad.stages.data, kddad.cli; "
+            "bad = [m for m in ('torch', 'lightning', 'pytorch_lightning', 'mlflow') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_split_without_raw_file_says_which_stage_to_run(cfg, tmp_path):
+    from kddad.errors import DataError
+    with pytest.raises(DataError, match=r"data/raw/kddcup.data_10_percent.gz: not found; run the download stage"):
+        split(cfg, Paths(tmp_path))
