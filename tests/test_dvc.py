@@ -1,4 +1,4 @@
-"""A real `dvc repro` / `dvc exp run` of the data stages in a temporary copy of the repo."""
+"""A real `dvc repro` / `dvc exp run` in a temporary copy of the repo (2 training epochs)."""
 import json
 import os
 import shutil
@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from kddad import config
+
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
+STAGES = ("download", "split", "encode", "train", "threshold")
 
 
 def _run(cmd: list[str], cwd: Path, env: dict, stdout_only: bool = False) -> str:
@@ -21,7 +24,7 @@ def _run(cmd: list[str], cwd: Path, env: dict, stdout_only: bool = False) -> str
 
 
 def _ran(out: str) -> set[str]:
-    return {s for s in ("download", "split", "encode") if f"Running stage '{s}'" in out}
+    return {s for s in STAGES if f"Running stage '{s}'" in out}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,11 @@ def repo(tmp_path_factory, mirror):
         if (ROOT / f).is_file() and not f.startswith(("dvc.lock", "reports/")):
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dst / f)
+    # a quick test configuration: 2 epochs, no progress bar; params.yaml recomposed from it
+    trainer = dst / "conf/trainer/default.yaml"
+    trainer.write_text(trainer.read_text().replace("max_epochs: 30", "max_epochs: 2")
+                       .replace("enable_progress_bar: true", "enable_progress_bar: false"))
+    (dst / "params.yaml").write_text(config.compose_yaml(dst / "conf"))
     env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -43,15 +51,19 @@ def repo(tmp_path_factory, mirror):
     return dst, env
 
 
-def test_repro_runs_the_data_stages_once(repo):
+def test_repro_runs_every_stage_once(repo):
     path, env = repo
     dvc = [sys.executable, "-m", "dvc"]
-    assert _ran(_run([*dvc, "repro", "encode"], path, env)) == {"download", "split", "encode"}
+    assert _ran(_run([*dvc, "repro"], path, env)) == set(STAGES)
     report = json.loads((path / "reports/split.json").read_text())
     assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0}
     assert (path / "models/encoder/encoder.skops").is_file()
     assert (path / "data/features/test.npy").is_file()
-    second = _run([*dvc, "repro", "encode"], path, env)
+    thr = json.loads((path / "models/threshold.json").read_text())
+    assert thr["method"] == "percentile" and thr["rows"] == 10000 and thr["flagged"] == 500
+    assert (path / "models/detector/network.pt").is_file()
+    assert len((path / "reports/train_curve.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    second = _run([*dvc, "repro"], path, env)
     assert _ran(second) == set() and "up to date" in second
     _run(["git", "add", "-A"], path, env)
     _run(["git", "commit", "-qm", "lock"], path, env)
@@ -60,16 +72,23 @@ def test_repro_runs_the_data_stages_once(repo):
 def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     path, env = repo
     dvc = [sys.executable, "-m", "dvc"]
-    assert _ran(_run([*dvc, "exp", "run", "-S", "split.dedupe=true"], path, env)) == {"split", "encode"}
+    assert _ran(_run([*dvc, "exp", "run", "-S", "split.dedupe=true"], path, env)) == {"split", "encode", "train",
+                                                                                  "threshold"}
     assert json.loads((path / "reports/split.json").read_text())["duplicates_dropped"] == 494021 - 145586
-    # Hydra composition: a group override rewrites params.yaml and re-runs only encode
-    assert _ran(_run([*dvc, "exp", "run", "-S", "features=all41"], path, env)) == {"encode"}
+    # Hydra composition: a group override rewrites params.yaml; the data stages before encode stay
+    assert _ran(_run([*dvc, "exp", "run", "-S", "features=all41"], path, env)) == {"encode", "train", "threshold"}
     meta = json.loads((path / "data/features/meta.json").read_text())
     assert "service_http" in meta["feature_names"]
-    # a model setting touches none of the data stages
-    assert _ran(_run([*dvc, "exp", "run", "-S", "model=ae"], path, env)) == set()
+    # model and score settings touch none of the data stages; a scoring-only one re-runs threshold only
+    assert _ran(_run([*dvc, "exp", "run", "-S", "model=ae"], path, env)) == {"train", "threshold"}
+    assert _ran(_run([*dvc, "exp", "run", "-S", "score=likelihood"], path, env)) == {"train", "threshold"}
+    assert json.loads((path / "models/threshold.json").read_text())["score"]["name"] == "likelihood"
+    assert _ran(_run([*dvc, "exp", "run", "-S", "score.samples=3"], path, env)) == {"threshold"}
+    assert json.loads((path / "models/threshold.json").read_text())["score"]["samples"] == 3
+    assert _ran(_run([*dvc, "exp", "run", "-S", "model=ae", "-S", "score=likelihood"], path, env)) == {
+        "train", "threshold"}
     shown = json.loads(_run([*dvc, "exp", "show", "--json"], path, env, stdout_only=True))
     exps = [e for rev in shown for e in (rev.get("experiments") or [])]
     dropped = sorted(run["data"]["metrics"]["reports/split.json"]["data"]["duplicates_dropped"]
                      for e in exps for run in e["revs"])
-    assert dropped == [0, 0, 494021 - 145586]  # dedupe, then two experiments based on main
+    assert dropped == [0] * (len(dropped) - 1) + [494021 - 145586]  # only the dedupe experiment

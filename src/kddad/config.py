@@ -150,8 +150,15 @@ class ModelConfig(_Strict):
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     batch_norm: bool = False
     beta: Annotated[float, Field(ge=0)] = 1.0
+    recon_std: Annotated[float, Field(gt=0)] = 0.01
     lr: Annotated[float, Field(gt=0)] = 1e-3
     batch_size: PosInt = 128
+
+    @model_validator(mode="after")
+    def _shape(self) -> "ModelConfig":
+        if not self.hidden:
+            raise ValueError("model.hidden: list at least one hidden layer size")
+        return self
 
 
 class ScoreConfig(_Strict):
@@ -181,6 +188,13 @@ class TrainerConfig(_Strict):
     enable_progress_bar: bool = True
 
 
+class EarlyStoppingConfig(_Strict):
+    """Early stopping on the loss of the normal-only validation split."""
+
+    patience: NonNegInt = 5
+    min_delta: Annotated[float, Field(ge=0)] = 0.0
+
+
 class TrackingConfig(_Strict):
     enabled: bool = True
     uri: str = "sqlite:///mlflow.db"
@@ -199,6 +213,7 @@ class Config(_Strict):
     score: ScoreConfig
     threshold: ThresholdConfig = ThresholdConfig()
     trainer: TrainerConfig = TrainerConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     tracking: TrackingConfig = TrackingConfig()
     seed: NonNegInt = 0
 

@@ -26,5 +26,13 @@ class Paths:
         return self.root / "models" / "encoder"
 
     @property
+    def detector(self) -> Path:
+        return self.root / "models" / "detector"
+
+    @property
+    def threshold(self) -> Path:
+        return self.root / "models" / "threshold.json"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"

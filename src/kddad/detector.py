@@ -1,0 +1,237 @@
+"""The outlier detector: fit on normal data, score, infer a threshold, predict, save, load.
+
+In the spirit of alibi-detect and PyOD, usable without DVC or Hydra::
+
+    det = Detector(model={"name": "vae", "hidden": [20, 15, 7], "latent": 2}, score={"name": "mse"})
+    det.fit(X_normal)                       # arrays, or DataFrames if an encoder is given
+    det.infer_threshold(X_batch, perc_outlier=5)
+    pred = det.predict(X_new)               # instance_score, feature_score, is_outlier
+    det.save("models/detector"); det = Detector.load("models/detector")
+
+Saved as JSON plus a torch state dict loaded with ``weights_only=True``: nothing is unpickled.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kddad import __version__
+from kddad.config import EarlyStoppingConfig, ModelConfig, ScoreConfig, TrainerConfig
+from kddad.errors import KddadError
+from kddad.features.encoder import FeatureEncoder
+from kddad.io import atomic_dir, write_json
+from kddad.models import lightning
+from kddad.models.networks import build_network
+from kddad.scores import likelihood_scores, mse_scores
+
+log = logging.getLogger(__name__)
+
+_META, _WEIGHTS, _ENCODER = "detector.json", "network.pt", "encoder"
+FORMAT = 1
+
+
+class DetectorError(KddadError):
+    """A detector file is missing, tampered with, or does not fit the data it is given."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What :meth:`Detector.predict` returns."""
+
+    instance_score: np.ndarray  # (n,)
+    feature_score: np.ndarray  # (n, features)
+    is_outlier: np.ndarray  # (n,) 0/1
+    threshold: float
+
+
+def _cfg(cls, value, **defaults):
+    if isinstance(value, cls):
+        return value
+    return cls.model_validate({**defaults, **dict(value or {})})
+
+
+class Detector:
+    """Autoencoder (``ae``) or variational autoencoder (``vae``) outlier detector."""
+
+    def __init__(self, model: ModelConfig | Mapping[str, Any], score: ScoreConfig | Mapping[str, Any] | None = None,
+                 trainer: TrainerConfig | Mapping[str, Any] | None = None,
+                 early_stopping: EarlyStoppingConfig | Mapping[str, Any] | None = None,
+                 encoder: FeatureEncoder | None = None, seed: int = 0) -> None:
+        self.model = _cfg(ModelConfig, model)
+        self.score_cfg = _cfg(ScoreConfig, score, name="mse")
+        self.trainer = _cfg(TrainerConfig, trainer)
+        self.early_stopping = _cfg(EarlyStoppingConfig, early_stopping)
+        self.encoder, self.seed = encoder, seed
+        self.network: torch.nn.Module | None = None
+        self.n_features: int | None = None
+        self.threshold: float | None = None
+        self.threshold_info: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []
+
+    # -- data -------------------------------------------------------------------------------
+    def _array(self, X: np.ndarray | pd.DataFrame, what: str = "X") -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            if self.encoder is None:
+                raise DetectorError(f"{what}: a DataFrame needs a detector built with an encoder; pass an array")
+            X = self.encoder.transform(X, what=what)
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise DetectorError(f"{what}: expected a 2-D array (rows × features), got shape {X.shape}")
+        if self.n_features is not None and X.shape[1] != self.n_features:
+            raise DetectorError(f"{what}: expected {self.n_features} features, got {X.shape[1]}")
+        if not np.isfinite(X).all():
+            r, c = map(int, np.argwhere(~np.isfinite(X))[0])
+            raise DetectorError(f"{what}: row {r}, feature {c} is {X[r, c]}; expected finite values")
+        return X
+
+    def _build(self) -> torch.nn.Module:
+        m = self.model
+        return build_network(m.name, self.n_features, gaussian=self.score_cfg.name == "likelihood",
+                             min_var=self.score_cfg.min_var, hidden=m.hidden, latent=m.latent,
+                             activation=m.activation, output_activation=m.output_activation, dropout=m.dropout,
+                             batch_norm=m.batch_norm)
+
+    # -- fit --------------------------------------------------------------------------------
+    def fit(self, X: np.ndarray | pd.DataFrame, X_val: np.ndarray | pd.DataFrame | None = None, *,
+            logger: Any = False, callbacks: list | None = None, val_frac: float = 0.1) -> "Detector":
+        """Train on normal rows; early stopping watches ``X_val`` (else a ``val_frac`` hold-out of X)."""
+        if self.encoder is not None and isinstance(X, pd.DataFrame) and self.encoder._ct is None:
+            self.encoder.fit(X)
+        X = self._array(X, "X")
+        self.n_features = X.shape[1]
+        if X_val is None:
+            perm = np.random.default_rng(self.seed).permutation(len(X))
+            n_val = max(1, int(len(X) * val_frac))
+            X, X_val = X[perm[n_val:]], X[perm[:n_val]]
+        X_val = self._array(X_val, "X_val")
+        torch.manual_seed(self.seed)
+        self.network = self._build()
+        m = self.model
+        self.history = lightning.fit(
+            self.network, torch.from_numpy(X), torch.from_numpy(X_val),
+            likelihood=self.score_cfg.name == "likelihood", lr=m.lr, batch_size=m.batch_size, beta=m.beta,
+            recon_std=m.recon_std, seed=self.seed, trainer_args=self.trainer.model_dump(),
+            patience=self.early_stopping.patience, min_delta=self.early_stopping.min_delta,
+            logger=logger, callbacks=callbacks)
+        self.threshold, self.threshold_info = None, {}
+        return self
+
+    # -- score ------------------------------------------------------------------------------
+    @property
+    def _net(self) -> torch.nn.Module:
+        if self.network is None:
+            raise DetectorError("the detector is not fitted: call fit() or Detector.load() first")
+        return self.network
+
+    def set_score(self, **settings: Any) -> "Detector":
+        """Change scoring-only settings (``samples``, ``outlier_perc``) of a fitted detector."""
+        bad = set(settings) - {"samples", "outlier_perc"}
+        if bad:
+            raise DetectorError(f"set_score: {sorted(bad)} change training, not only scoring; refit instead")
+        self.score_cfg = ScoreConfig.model_validate({**self.score_cfg.model_dump(), **settings})
+        return self
+
+    @torch.no_grad()
+    def score(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """(instance scores (n,), feature scores (n, features)); reproducible for a given seed."""
+        net = self._net.eval()
+        X = self._array(X)
+        s = self.score_cfg
+        samples = s.samples if net.variational else 1
+        device = next(net.parameters()).device
+        inst, feat = [], []
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            for xb in lightning.TensorBatches(torch.from_numpy(X).to(device), batch_size):
+                out = net(xb, samples=samples) if net.variational else net(xb)
+                if s.name == "likelihood":
+                    i, f = likelihood_scores(xb, out.mean, out.var)
+                else:
+                    i, f = mse_scores(xb, out.mean, s.outlier_perc)
+                inst.append(i.cpu())
+                feat.append(f.cpu())
+        return torch.cat(inst).numpy(), torch.cat(feat).numpy()
+
+    @torch.no_grad()
+    def latent(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> np.ndarray:
+        """Latent codes (the posterior mean for a VAE), e.g. for a 2-D latent-space plot."""
+        net = self._net.eval()
+        X = torch.from_numpy(self._array(X))
+        return torch.cat([net.encode(xb) for xb in lightning.TensorBatches(X, batch_size)]).numpy()
+
+    # -- threshold & predict ----------------------------------------------------------------
+    def infer_threshold(self, X: np.ndarray | pd.DataFrame, perc_outlier: float) -> float:
+        """Threshold = percentile ``100 - perc_outlier`` of the scores of a batch (alibi-detect)."""
+        if not 0 <= perc_outlier < 100:
+            raise DetectorError(f"perc_outlier: expected a value in [0, 100), got {perc_outlier}")
+        scores, _ = self.score(X)
+        self.threshold = float(np.percentile(scores, 100 - perc_outlier))
+        self.threshold_info = {"method": "percentile", "perc_outlier": perc_outlier, "rows": len(scores)}
+        return self.threshold
+
+    def infer_threshold_fpr(self, X_normal: np.ndarray | pd.DataFrame, fpr: float) -> float:
+        """Threshold from normal rows only, flagging a fraction ``fpr`` of them."""
+        if not 0 < fpr < 1:
+            raise DetectorError(f"fpr: expected a value in (0, 1), got {fpr}")
+        scores, _ = self.score(X_normal)
+        self.threshold = float(np.quantile(scores, 1 - fpr))
+        self.threshold_info = {"method": "fpr", "fpr": fpr, "rows": len(scores)}
+        return self.threshold
+
+    def predict(self, X: np.ndarray | pd.DataFrame) -> Prediction:
+        if self.threshold is None:
+            raise DetectorError("no threshold: call infer_threshold() or infer_threshold_fpr() first")
+        inst, feat = self.score(X)
+        return Prediction(inst, feat, (inst > self.threshold).astype(np.int8), self.threshold)
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the detector folder atomically: JSON settings, weights, encoder."""
+        net = self._net
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp / _WEIGHTS)
+            write_json(tmp / _META, {
+                "format": FORMAT, "kddad_version": __version__, "n_features": self.n_features, "seed": self.seed,
+                "model": self.model.model_dump(), "score": self.score_cfg.model_dump(),
+                "trainer": self.trainer.model_dump(), "early_stopping": self.early_stopping.model_dump(),
+                "threshold": self.threshold, "threshold_info": self.threshold_info, "history": self.history})
+            if self.encoder is not None:
+                self.encoder.save(tmp / _ENCODER)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Detector":
+        """Load a saved detector; refuses weights files holding anything but tensors."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / _META).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise DetectorError(f"{path / _META}: cannot read a detector description ({err})") from None
+        if meta.get("format") != FORMAT:
+            raise DetectorError(f"{path / _META}: format {meta.get('format')!r}, expected {FORMAT}")
+        encoder = FeatureEncoder.load(path / _ENCODER) if (path / _ENCODER).is_dir() else None
+        det = cls(meta["model"], meta["score"], meta["trainer"], meta["early_stopping"], encoder, meta["seed"])
+        det.n_features, det.threshold = meta["n_features"], meta["threshold"]
+        det.threshold_info, det.history = meta.get("threshold_info", {}), meta.get("history", [])
+        try:
+            state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
+        except Exception as err:  # UnpicklingError for anything that is not plain tensors
+            raise DetectorError(f"{path / _WEIGHTS}: refusing to load: not a plain tensor state dict "
+                                f"({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise DetectorError(f"{path / _WEIGHTS}: expected a mapping of parameter names to tensors")
+        det.network = det._build()
+        try:
+            det.network.load_state_dict(state)
+        except RuntimeError as err:
+            raise DetectorError(f"{path / _WEIGHTS}: does not fit the network in {_META}: {err}") from None
+        det.network.eval()
+        return det

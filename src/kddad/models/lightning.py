@@ -1,0 +1,145 @@
+"""Lightning training of a reconstruction network on in-memory tensors.
+
+Batches are slices of one tensor permuted once per epoch: on this data a per-row TensorDataset
+with default collation reached about half the throughput of a bare loop.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import warnings
+from typing import Any, Iterator
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from kddad.scores import gaussian_log_prob
+
+
+class TensorBatches:
+    """An iterable of row batches of ``X``; reshuffled every epoch when ``shuffle``."""
+
+    def __init__(self, X: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
+        self.X, self.batch_size, self.shuffle = X, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        X = self.X
+        if self.shuffle:
+            X = X[torch.randperm(len(X), generator=self.generator).to(X.device)]
+        for start in range(0, len(X), self.batch_size):
+            yield X[start:start + self.batch_size]
+
+
+def reconstruction_loss(network: torch.nn.Module, x: torch.Tensor, *, likelihood: bool, beta: float,
+                        recon_std: float) -> torch.Tensor:
+    """Training objective, averaged over the batch.
+
+    AE + mse: mean squared error. AE + likelihood: Gaussian NLL with the learned variance.
+    VAE: negative ELBO; the reconstruction term is the Gaussian NLL with the learned variance
+    (likelihood) or with a fixed standard deviation ``recon_std`` (mse; alibi-detect's ``sim``).
+    """
+    out = network(x)
+    if not network.variational:
+        if not likelihood:
+            return torch.mean((out.mean - x) ** 2)
+        return -gaussian_log_prob(x, out.mean, out.var).sum(-1).mean()
+    mean = out.mean[0]
+    var = out.var[0] if likelihood else torch.full_like(mean, recon_std ** 2)
+    nll = -gaussian_log_prob(x, mean, var).sum(-1)
+    kl = -0.5 * torch.sum(1 + out.z_logvar - out.z_mean ** 2 - out.z_logvar.exp(), dim=-1)
+    return (nll + beta * kl).mean()
+
+
+class ReconstructionModule(pl.LightningModule):
+    """Adam on ``reconstruction_loss``; logs ``train_loss`` and ``val_loss`` once per epoch.
+
+    Manual optimisation: on this tiny network Lightning's automatic-optimisation closure and
+    hooks cost a fifth of a step. The LightningOptimizer still handles mixed precision.
+    """
+
+    def __init__(self, network: torch.nn.Module, *, likelihood: bool, lr: float, beta: float = 1.0,
+                 recon_std: float = 0.01, gradient_clip_val: float | None = None) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.network = network
+        self.likelihood, self.lr, self.beta, self.recon_std = likelihood, lr, beta, recon_std
+        self.gradient_clip_val = gradient_clip_val
+        self._epoch: dict[str, Any] = {}  # running sums; a dict, so no nn.Module.__setattr__ per step
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return reconstruction_loss(self.network, x, likelihood=self.likelihood, beta=self.beta,
+                                   recon_std=self.recon_std)
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch = {"sum": torch.zeros((), device=self.device), "rows": 0}
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        opt = self.optimizers()
+        loss = self.loss(batch)
+        opt.zero_grad()
+        self.manual_backward(loss)
+        if self.gradient_clip_val:
+            self.clip_gradients(opt, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+        opt.step()
+        self._epoch["sum"] += loss.detach() * len(batch)
+        self._epoch["rows"] += len(batch)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train_loss", self._epoch["sum"] / max(self._epoch["rows"], 1), prog_bar=True)
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.log("val_loss", self.loss(batch), prog_bar=True, on_epoch=True, batch_size=len(batch))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class History(Callback):
+    """Per-epoch train and validation loss, for the training curve."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        m = trainer.callback_metrics
+        self.rows.append({"epoch": trainer.current_epoch,
+                          "train_loss": float(m["train_loss"]) if "train_loss" in m else math.nan,
+                          "val_loss": float(m["val_loss"]) if "val_loss" in m else math.nan})
+
+
+def fit(network: torch.nn.Module, X: torch.Tensor, X_val: torch.Tensor, *, likelihood: bool, lr: float,
+        batch_size: int, beta: float, recon_std: float, seed: int, trainer_args: dict[str, Any],
+        patience: int, min_delta: float = 0.0, logger: Any = False,
+        callbacks: list[Callback] | None = None) -> list[dict[str, float]]:
+    """Train ``network`` in place with early stopping on ``X_val``; keeps the best epoch's weights."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+    trainer_args = dict(trainer_args)
+    clip = trainer_args.pop("gradient_clip_val", None)  # applied in the manual step
+    module = ReconstructionModule(network, likelihood=likelihood, lr=lr, beta=beta, recon_std=recon_std,
+                                  gradient_clip_val=clip)
+    history = History()
+    with tempfile.TemporaryDirectory(prefix="kddad-ckpt-") as ckpt_dir:
+        best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1,
+                               save_weights_only=True)
+        stop = EarlyStopping(monitor="val_loss", mode="min", patience=patience, min_delta=min_delta)
+        trainer = pl.Trainer(**trainer_args, logger=logger, callbacks=[history, best, stop, *(callbacks or [])],
+                             default_root_dir=ckpt_dir, enable_model_summary=False, num_sanity_val_steps=0)
+        device = trainer.strategy.root_device
+        if device.type != "cpu":  # whole data set on the accelerator once: no per-batch copies
+            X, X_val = X.to(device), X_val.to(device)
+        train = TensorBatches(X, batch_size, shuffle=True, seed=seed)
+        val = TensorBatches(X_val, max(batch_size, 8192))
+        with warnings.catch_warnings():  # Lightning 2.6 trips over its own torch-2.13 deprecation
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        if best.best_model_path:
+            state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+    network.cpu().eval()
+    return history.rows

@@ -1,0 +1,78 @@
+"""The model stages: train → threshold. Config in, files out."""
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from kddad.config import Config
+from kddad.detector import Detector
+from kddad.errors import DataError
+from kddad.features.encoder import FeatureEncoder
+from kddad.io import write_json
+from kddad.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+def load_features(name: str, paths: Paths = Paths()) -> tuple[np.ndarray, np.ndarray]:
+    """(X, is_outlier) of one split as written by the encode stage."""
+    X_path, y_path = paths.features / f"{name}.npy", paths.features / f"{name}_y.npy"
+    if not X_path.is_file():
+        raise DataError(f"{X_path}: not found; run the encode stage first (dvc repro encode)")
+    return np.load(X_path), np.load(y_path)
+
+
+def write_curve(path: Path, history: list[dict[str, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", "train_loss", "val_loss"])
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def train(cfg: Config, paths: Paths = Paths(), logger=False, callbacks: list | None = None) -> Detector:
+    """Fit the detector on the normal training split; early stopping on the validation split."""
+    X, y = load_features("train", paths)
+    X_val, y_val = load_features("val", paths)
+    if y.any() or y_val.any():
+        raise DataError(f"{paths.features}: train/val hold {int(y.sum())}/{int(y_val.sum())} outliers; expected none")
+    det = Detector(cfg.model, cfg.score, cfg.trainer, cfg.early_stopping, FeatureEncoder.load(paths.encoder),
+                   seed=cfg.seed)
+    det.fit(X, X_val, logger=logger, callbacks=callbacks)
+    det.save(paths.detector)
+    write_curve(paths.reports / "train_curve.csv", det.history)
+    last = det.history[-1] if det.history else {}
+    log.info("train: %s + %s on %d rows × %d features, %d epochs, last val_loss %.4g", cfg.model.name,
+             cfg.score.name, *X.shape, len(det.history), last.get("val_loss", float("nan")))
+    return det
+
+
+def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
+    """Set the threshold: a percentile of the labelled threshold batch, or a target FPR on val normals."""
+    det = Detector.load(paths.detector)
+    if det.score_cfg.name != cfg.score.name:
+        raise DataError(f"{paths.detector}: trained for score {det.score_cfg.name!r}, params ask for "
+                        f"{cfg.score.name!r}; re-run the train stage")
+    det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
+    t = cfg.threshold
+    if t.method == "percentile":
+        split = "threshold"
+        X, y = load_features(split, paths)
+        perc = t.perc_outlier if t.perc_outlier is not None else cfg.split.threshold.perc_outlier
+        value = det.infer_threshold(X, perc)
+    else:
+        split = "val"
+        X, y = load_features(split, paths)
+        value = det.infer_threshold_fpr(X, t.fpr)
+    scores, _ = det.score(X)
+    flagged = scores > value
+    info = {**det.threshold_info, "threshold": value, "on": f"data/features/{split}.npy",
+            "outliers_in_batch": int(y.sum()), "flagged": int(flagged.sum()),
+            "flagged_outliers": int((flagged & (y == 1)).sum()),
+            "score": det.score_cfg.model_dump()}
+    write_json(paths.threshold, info)
+    log.info("threshold: %.6g (%s on %s, %d of %d rows flagged)", value, t.method, split, info["flagged"], len(X))
+    return info

@@ -1,0 +1,179 @@
+"""Detector and scores on slices of the real data (Lightning training included)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from kddad.data import schema
+from kddad.detector import Detector, DetectorError
+from kddad.features.encoder import FeatureEncoder
+from kddad.models.lightning import reconstruction_loss
+from kddad.models.networks import AutoEncoder
+from kddad.scores import likelihood_scores, mse_scores, top_mean
+
+QUICK = {"max_epochs": 3, "enable_progress_bar": False, "accelerator": "cpu"}
+SMALL = {"ae": {"name": "ae", "hidden": [16, 8], "latent": 3, "output_activation": "linear"},
+         "vae": {"name": "vae", "hidden": [20, 15, 7], "latent": 2}}
+
+
+@pytest.fixture(scope="module")
+def data(kdd):
+    """Encoded real rows: 6,000 normals to train on, a mixed batch with 10% attacks."""
+    normal = kdd[kdd["label"] == "normal"].sample(8000, random_state=0)
+    attacks = kdd[kdd["label"] != "normal"].sample(200, random_state=0)
+    enc = FeatureEncoder(schema.ALIBI18, scaling="standard").fit(normal.iloc[:6000])
+    batch = np.concatenate([enc.transform(normal.iloc[6000:7800]), enc.transform(attacks)])
+    y = np.r_[np.zeros(1800), np.ones(200)]
+    return enc, enc.transform(normal.iloc[:5000]), enc.transform(normal.iloc[5000:6000]), batch, y, normal
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    _, X, X_val, *_ = data
+    out = {}
+    for model in ("ae", "vae"):
+        for score in ("mse", "likelihood"):
+            out[model, score] = Detector(SMALL[model], {"name": score, "samples": 4}, QUICK, seed=0).fit(X, X_val)
+    return out
+
+
+@pytest.mark.parametrize("model", ["ae", "vae"])
+@pytest.mark.parametrize("score", ["mse", "likelihood"])
+def test_training_lowers_the_loss(data, fitted, model, score):
+    _, X, X_val, *_ = data
+    det = fitted[model, score]
+    untrained = Detector(SMALL[model], {"name": score}, seed=0)
+    untrained.n_features = X.shape[1]
+    torch.manual_seed(0)
+    net0 = untrained._build()
+    x = torch.from_numpy(X_val)
+    kw = dict(likelihood=score == "likelihood", beta=1.0, recon_std=0.01)
+    with torch.no_grad():
+        before = reconstruction_loss(net0.eval(), x, **kw).item()
+        after = reconstruction_loss(det.network.eval(), x, **kw).item()
+    assert after < before
+    assert len(det.history) == 3 and det.history[-1]["val_loss"] < det.history[0]["val_loss"]
+
+
+@pytest.mark.parametrize("model", ["ae", "vae"])
+@pytest.mark.parametrize("score", ["mse", "likelihood"])
+def test_scores_have_the_right_shapes_and_rank_attacks_higher(data, fitted, model, score):
+    *_, batch, y, _ = data
+    inst, feat = fitted[model, score].score(batch)
+    assert inst.shape == (len(batch),) and feat.shape == batch.shape
+    assert np.isfinite(inst).all() and np.isfinite(feat).all()
+    assert inst[y == 1].mean() > inst[y == 0].mean()
+
+
+def test_likelihood_score_equals_a_hand_computation():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3))
+    mean = rng.normal(size=(5, 4, 3))  # 5 latent samples
+    var = rng.uniform(0.2, 2.0, size=(5, 4, 3))
+    dens = norm.pdf(x, loc=mean, scale=np.sqrt(var))  # p(x_j | z_l)
+    want_inst = -np.log(np.prod(dens, axis=2).mean(axis=0))  # -log mean_l prod_j p(x_j | z_l)
+    want_feat = -np.log(dens.mean(axis=0))
+    t = [torch.tensor(a) for a in (x, mean, var)]
+    inst, feat = likelihood_scores(*t)
+    assert np.allclose(inst.numpy(), want_inst) and np.allclose(feat.numpy(), want_feat)
+    inst1, feat1 = likelihood_scores(t[0], t[1][0], t[2][0])  # no latent samples: sum of feature NLLs
+    assert np.allclose(feat1.numpy(), -norm.logpdf(x, mean[0], np.sqrt(var[0])))
+    assert np.allclose(inst1.numpy(), feat1.numpy().sum(1))
+
+
+def test_likelihood_score_of_a_network_with_known_weights():
+    net = AutoEncoder(3, [4], 2, gaussian=True, min_var=0.01)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.decoder.mean.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        net.decoder.var.bias.copy_(torch.tensor([0.0, 1.0, -2.0]))
+    det = Detector({"name": "ae", "hidden": [4], "latent": 2}, {"name": "likelihood", "min_var": 0.01})
+    det.network, det.n_features = net, 3
+    x = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 3.0]], dtype=np.float32)
+    var = 0.01 + np.log1p(np.exp([0.0, 1.0, -2.0]))  # min_var + softplus
+    want = -norm.logpdf(x, [0.5, -1.0, 2.0], np.sqrt(var))
+    inst, feat = det.score(x)
+    assert np.allclose(feat, want, rtol=1e-5) and np.allclose(inst, want.sum(1), rtol=1e-5)
+
+
+def test_mse_instance_score_is_the_mean_of_the_top_features():
+    x = torch.zeros(1, 4)
+    mean = torch.tensor([[[1.0, 2.0, 0.0, 3.0]], [[1.0, 0.0, 0.0, 1.0]]])  # 2 samples
+    inst, feat = mse_scores(x, mean, outlier_perc=50)
+    assert feat.tolist() == [[1.0, 2.0, 0.0, 5.0]]  # squared errors averaged over samples
+    assert inst.item() == pytest.approx(3.5)  # mean of the top 2 of 4
+    assert top_mean(feat, 100).item() == pytest.approx(2.0)
+
+
+def test_threshold_is_the_stated_percentile(data, fitted):
+    *_, batch, y, _ = data
+    det = fitted["vae", "mse"]
+    t = det.infer_threshold(batch, perc_outlier=10)
+    scores, _ = det.score(batch)
+    assert t == pytest.approx(np.percentile(scores, 90))
+    pred = det.predict(batch)
+    assert pred.is_outlier.mean() == pytest.approx(0.10, abs=0.002)
+    assert det.threshold_info == {"method": "percentile", "perc_outlier": 10, "rows": len(batch)}
+
+
+def test_threshold_at_a_false_positive_rate_uses_normal_rows_only(data, fitted):
+    _, _, X_val, *_ = data
+    det = fitted["ae", "likelihood"]
+    det.infer_threshold_fpr(X_val, fpr=0.02)
+    assert det.predict(X_val).is_outlier.mean() == pytest.approx(0.02, abs=0.002)
+
+
+@pytest.mark.parametrize("model, score", [("ae", "mse"), ("vae", "mse"), ("vae", "likelihood")])
+def test_save_load_gives_identical_scores(data, fitted, tmp_path, model, score):
+    enc, *_, batch, _, normal = data
+    det = fitted[model, score]
+    det.encoder = enc
+    det.infer_threshold(batch, 5)
+    det.save(tmp_path / "det")
+    back = Detector.load(tmp_path / "det")
+    assert back.threshold == det.threshold and back.score_cfg == det.score_cfg
+    assert all(np.array_equal(a, b) for a, b in zip(back.score(batch), det.score(batch)))
+    # with the encoder inside, raw KDD rows go straight in
+    frame = normal.iloc[7000:7100]
+    assert np.array_equal(back.predict(frame).instance_score, det.score(enc.transform(frame))[0])
+
+
+def test_vae_scores_are_reproducible_and_depend_on_samples(data, fitted):
+    *_, batch, _, _ = data
+    det = fitted["vae", "mse"]
+    a, _ = det.score(batch)
+    assert np.array_equal(a, det.score(batch)[0])
+    det.set_score(samples=1)
+    try:
+        assert not np.array_equal(a, det.score(batch)[0])
+    finally:
+        det.set_score(samples=4)
+    with pytest.raises(DetectorError, match="refit"):
+        det.set_score(name="likelihood")
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this would have run",))
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused(fitted, tmp_path):
+    det = fitted["ae", "mse"]
+    det.save(tmp_path / "det")
+    state = torch.load(tmp_path / "det" / "network.pt", weights_only=True)
+    torch.save({**state, "extra": Payload()}, tmp_path / "det" / "network.pt")
+    with pytest.raises(DetectorError, match="refusing to load"):
+        Detector.load(tmp_path / "det")
+
+
+def test_wrong_input_width_is_named(fitted):
+    with pytest.raises(DetectorError, match="expected 18 features, got 5"):
+        fitted["ae", "mse"].score(np.zeros((3, 5), dtype=np.float32))
+
+
+def test_unfitted_detector_says_so():
+    with pytest.raises(DetectorError, match="not fitted"):
+        Detector(SMALL["ae"]).score(np.zeros((2, 18), dtype=np.float32))

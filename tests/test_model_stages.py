@@ -1,0 +1,75 @@
+"""The train and threshold stages as library calls, on the real default split (2 epochs)."""
+import json
+
+import numpy as np
+import pytest
+
+from kddad import Detector, config
+from kddad.paths import Paths
+from kddad.stages.data import download, encode, split
+from kddad.stages.model import threshold, train
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, mirror):
+    raw = config.load(config_path()).model_dump()
+    raw["download"]["mirror"] = str(mirror)
+    raw["trainer"].update(max_epochs=2, enable_progress_bar=False)
+    cfg = config.validate(raw)
+    paths = Paths(tmp_path_factory.mktemp("proj"))
+    for stage in (download, split, encode):
+        stage(cfg, paths)
+    return cfg, paths
+
+
+def config_path():
+    from conftest import ROOT
+    return ROOT / "params.yaml"
+
+
+def _with(cfg, **groups):
+    raw = cfg.model_dump()
+    for k, v in groups.items():
+        raw[k] = {**raw[k], **v}
+    return config.validate(raw)
+
+
+def test_train_then_percentile_threshold(prepared):
+    cfg, paths = prepared
+    det = train(cfg, paths)
+    assert (paths.detector / "network.pt").is_file() and (paths.detector / "encoder" / "encoder.skops").is_file()
+    curve = (paths.reports / "train_curve.csv").read_text().splitlines()
+    assert curve[0] == "epoch,train_loss,val_loss" and len(curve) == 3
+    info = threshold(cfg, paths)
+    X = np.load(paths.features / "threshold.npy")
+    scores, _ = Detector.load(paths.detector).score(X)
+    assert info["threshold"] == pytest.approx(np.percentile(scores, 95))
+    assert info["method"] == "percentile" and info["perc_outlier"] == 5 and info["flagged"] == 500
+    assert json.loads(paths.threshold.read_text()) == info
+    assert det.history and len(det.history) == 2
+
+
+def test_fpr_threshold_on_validation_normals(prepared):
+    cfg, paths = prepared
+    train(cfg, paths)
+    info = threshold(_with(cfg, threshold={"method": "fpr", "fpr": 0.01}), paths)
+    n_val = len(np.load(paths.features / "val.npy"))
+    assert info["on"] == "data/features/val.npy" and info["outliers_in_batch"] == 0
+    assert info["flagged"] == pytest.approx(0.01 * n_val, abs=2)
+
+
+def test_threshold_refuses_a_detector_trained_for_another_score(prepared):
+    from kddad.errors import DataError
+    cfg, paths = prepared
+    train(cfg, paths)
+    with pytest.raises(DataError, match="trained for score 'mse'.*re-run the train stage"):
+        threshold(_with(cfg, score={"name": "likelihood"}), paths)
+
+
+def test_ae_likelihood_through_the_stages(prepared):
+    cfg, paths = prepared
+    c = _with(cfg, model={"name": "ae", "hidden": [16, 8], "latent": 3, "output_activation": "linear"},
+              score={"name": "likelihood"})
+    train(c, paths)
+    info = threshold(c, paths)
+    assert info["score"]["name"] == "likelihood" and np.isfinite(info["threshold"])
