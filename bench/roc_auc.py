@@ -44,7 +44,7 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; seeds {args.seeds}")
-    print(f"{'configuration':<28} {'test ROC-AUC':>18} {'threshold-batch ROC-AUC':>24} {'epochs':>7} {'s/run':>6}")
+    print(f"{'configuration':<38} {'test ROC-AUC':>18} {'threshold-batch ROC-AUC':>24} {'epochs':>7} {'s/run':>6}")
     for name, overrides in configs.items():
         cfg, paths = prepared(overrides)
         test, thr, epochs, seconds = [], [], [], []
@@ -57,9 +57,9 @@ def main() -> None:
             for split, out in (("test", test), ("threshold", thr)):
                 X, y = load_features(split, paths)
                 out.append(roc_auc_score(y, det.score(X)[0]))
-        print(f"{name:<28} {np.mean(test):.5f} ± {np.std(test):.5f} {np.mean(thr):>14.5f} ± {np.std(thr):.5f}"
+        print(f"{name:<38} {np.mean(test):.5f} ± {np.std(test):.5f} {np.mean(thr):>14.5f} ± {np.std(thr):.5f}"
               f" {np.mean(epochs):>7.1f} {np.mean(seconds):>6.0f}")
-        print(f"{'':<28} overrides: {' '.join(overrides)}")
+        print(f"{'':<38} overrides: {' '.join(overrides)}")
 
 
 if __name__ == "__main__":
