@@ -24,7 +24,18 @@ def test_every_option_of_every_group_composes_and_validates():
             extra = ["dataset.path=/some/file.txt"] if option.stem == "local" else []
             text = config.compose_yaml(ROOT / "conf", [f"{group.name}={option.stem}", *extra])
             cfg = config.validate(yaml.safe_load(text))
-            assert getattr(cfg, group.name) is not None
+            if group.name != "experiment":
+                assert getattr(cfg, group.name) is not None
+
+
+def test_experiment_presets_set_the_reference_protocols():
+    alibi = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["experiment=alibi_vae_kddcup"])))
+    assert alibi.split.protocol == "alibi_example" and alibi.split.train.n == 400000
+    assert (alibi.features.name, alibi.scaling.method, alibi.score.name) == ("alibi18", "standard", "mse")
+    assert (alibi.model.hidden, alibi.model.latent, alibi.model.batch_size) == ([20, 15, 7], 2, 64)
+    tut = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["experiment=tutorial_ae"])))
+    assert (tut.features.name, tut.scaling.method, tut.model.output_activation) == ("all41", "minmax", "sigmoid")
+    assert (tut.model.hidden, tut.model.latent, tut.threshold.method) == ([64, 32], 4, "fpr")
 
 
 def _default() -> dict:
@@ -63,8 +74,9 @@ def test_bad_values_are_rejected_naming_the_key(key, value, expected):
 
 def test_default_config_is_valid_and_typed(cfg):
     assert cfg.split.protocol == "grouped"
-    assert cfg.features.name == "alibi18" and len(cfg.features.columns) == 18
-    assert cfg.split.group_columns == tuple(cfg.features.numeric)
+    assert cfg.features.name == "all41" and len(cfg.features.columns) == 41
+    assert cfg.score.name == "likelihood" and cfg.model.name == "vae"
+    assert len(cfg.split.group_columns) == 18  # grouped on the alibi18 columns whatever the features
 
 
 def test_stage_driver_stops_on_a_bad_config_before_any_work(tmp_path):

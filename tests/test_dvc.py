@@ -13,7 +13,8 @@ from kddad import config
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
-STAGES = ("download", "split", "encode", "train", "threshold")
+STAGES = ("download", "split", "encode", "train", "threshold", "evaluate")
+MODEL = {"train", "threshold", "evaluate"}
 
 
 def _run(cmd: list[str], cwd: Path, env: dict, stdout_only: bool = False) -> str:
@@ -56,7 +57,7 @@ def test_repro_runs_every_stage_once(repo):
     dvc = [sys.executable, "-m", "dvc"]
     assert _ran(_run([*dvc, "repro"], path, env)) == set(STAGES)
     report = json.loads((path / "reports/split.json").read_text())
-    assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0}
+    assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
     assert (path / "models/encoder/encoder.skops").is_file()
     assert (path / "data/features/test.npy").is_file()
     thr = json.loads((path / "models/threshold.json").read_text())
@@ -72,21 +73,19 @@ def test_repro_runs_every_stage_once(repo):
 def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     path, env = repo
     dvc = [sys.executable, "-m", "dvc"]
-    assert _ran(_run([*dvc, "exp", "run", "-S", "split.dedupe=true"], path, env)) == {"split", "encode", "train",
-                                                                                  "threshold"}
+    assert _ran(_run([*dvc, "exp", "run", "-S", "split.dedupe=true"], path, env)) == {"split", "encode", *MODEL}
     assert json.loads((path / "reports/split.json").read_text())["duplicates_dropped"] == 494021 - 145586
     # Hydra composition: a group override rewrites params.yaml; the data stages before encode stay
-    assert _ran(_run([*dvc, "exp", "run", "-S", "features=all41"], path, env)) == {"encode", "train", "threshold"}
+    assert _ran(_run([*dvc, "exp", "run", "-S", "features=alibi18"], path, env)) == {"encode", *MODEL}
     meta = json.loads((path / "data/features/meta.json").read_text())
-    assert "service_http" in meta["feature_names"]
+    assert len(meta["feature_names"]) == 18
     # model and score settings touch none of the data stages; a scoring-only one re-runs threshold only
-    assert _ran(_run([*dvc, "exp", "run", "-S", "model=ae"], path, env)) == {"train", "threshold"}
-    assert _ran(_run([*dvc, "exp", "run", "-S", "score=likelihood"], path, env)) == {"train", "threshold"}
-    assert json.loads((path / "models/threshold.json").read_text())["score"]["name"] == "likelihood"
-    assert _ran(_run([*dvc, "exp", "run", "-S", "score.samples=3"], path, env)) == {"threshold"}
+    assert _ran(_run([*dvc, "exp", "run", "-S", "model=ae"], path, env)) == MODEL
+    assert _ran(_run([*dvc, "exp", "run", "-S", "score=mse"], path, env)) == MODEL
+    assert json.loads((path / "models/threshold.json").read_text())["score"]["name"] == "mse"
+    assert _ran(_run([*dvc, "exp", "run", "-S", "score.samples=3"], path, env)) == {"threshold", "evaluate"}
     assert json.loads((path / "models/threshold.json").read_text())["score"]["samples"] == 3
-    assert _ran(_run([*dvc, "exp", "run", "-S", "model=ae", "-S", "score=likelihood"], path, env)) == {
-        "train", "threshold"}
+    assert _ran(_run([*dvc, "exp", "run", "-S", "model=alibi_vae", "-S", "score=mse"], path, env)) == MODEL
     shown = json.loads(_run([*dvc, "exp", "show", "--json"], path, env, stdout_only=True))
     exps = [e for rev in shown for e in (rev.get("experiments") or [])]
     dropped = sorted(run["data"]["metrics"]["reports/split.json"]["data"]["duplicates_dropped"]

@@ -18,10 +18,15 @@ def default_split(kdd):
 def test_default_split_never_leaks(default_split):
     frames, report = default_split
     for cols in (schema.ALIBI18, schema.FEATURES):
-        assert identical_rows(frames, cols) == {"val": 0, "threshold": 0, "test": 0}
+        assert identical_rows(frames, cols) == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
     assert identical_rows({"threshold": frames["threshold"], "test": frames["test"]}, schema.ALIBI18,
                           of="threshold") == {"test": 0}
-    assert report["identical_to_train"]["on_group_by"] == {"val": 0, "threshold": 0, "test": 0}
+    assert report["identical_to_train"]["on_group_by"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
+    assert identical_rows({"threshold": frames["threshold"], "attacks": frames["attacks"]}, schema.ALIBI18,
+                          of="threshold") == {"attacks": 0}
+    # the held-out attacks are the test pool's: the test set's attacks are among them
+    assert frames["attacks"]["is_outlier"].all()
+    assert set(frames["test"].loc[frames["test"]["is_outlier"] == 1, "row"]) <= set(frames["attacks"]["row"])
     assert report["test_normals_identical_to_train_frac"] == 0
 
 
@@ -35,7 +40,7 @@ def test_default_split_sizes_and_outlier_fractions(default_split):
     # drawn without replacement: no source row twice
     for f in frames.values():
         assert f["row"].is_unique
-    rows = np.concatenate([f["row"].to_numpy() for f in frames.values()])
+    rows = np.concatenate([f["row"].to_numpy() for name, f in frames.items() if name != "attacks"])
     assert len(np.unique(rows)) == len(rows)
 
 
@@ -43,6 +48,8 @@ def test_identical_rows_always_share_a_split(kdd, default_split):
     frames, _ = default_split
     where = {}
     for name, f in frames.items():
+        if name == "attacks":  # a superset of the test set's attacks, by design
+            continue
         for key in row_keys(f, schema.ALIBI18):
             assert where.setdefault(key, name) == name
 
@@ -76,7 +83,8 @@ def test_impossible_batch_size_names_the_key(kdd):
 def test_alibi_example_preset_reproduces_the_leaky_protocol(kdd):
     preset = SplitConfig(**yaml.safe_load((ROOT / "conf/split/alibi_example.yaml").read_text()))
     frames, report = split(kdd, preset)
-    assert report["rows"] == {"train": 400000, "val": 40000, "threshold": 1000, "test": 1000}
+    assert report["rows"] == {"train": 400000, "val": 40000, "threshold": 1000, "test": 1000,
+                              "attacks": 494021 - 97278}
     assert report["outliers"]["threshold"] == 50 and report["outliers"]["test"] == 100
     assert frames["train"]["row"].duplicated().any()  # 400,000 from 97,278: with replacement
     assert not frames["test"]["row"].duplicated().any()  # a 1,000-row batch: without

@@ -24,15 +24,18 @@ def _cfg(cfg: config.Config, mirror, **groups) -> config.Config:
     return config.validate(raw)
 
 
+ALIBI18 = {"name": "alibi18", "numeric": list(schema.ALIBI18), "categorical": []}
+
+
 def test_three_stages_write_their_outputs(cfg, mirror, tmp_path):
     paths = Paths(tmp_path)
-    c = _cfg(cfg, mirror)
+    c = _cfg(cfg, mirror, features=ALIBI18)
     assert download(c, paths) == tmp_path / "data/raw" / KDD10
     report = split(c, paths)
     assert sorted(p.name for p in paths.split.iterdir()) == [f"{s}.parquet" for s in
-                                                             ("test", "threshold", "train", "val")]
+                                                             ("attacks", "test", "threshold", "train", "val")]
     assert json.loads((paths.reports / "split.json").read_text()) == report
-    assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0}
+    assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
     encode(c, paths)
     meta = json.loads((paths.features / "meta.json").read_text())
     assert meta["rows"] == report["rows"] and len(meta["feature_names"]) == 18

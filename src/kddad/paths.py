@@ -34,5 +34,10 @@ class Paths:
         return self.root / "models" / "threshold.json"
 
     @property
+    def run(self) -> Path:
+        """The MLflow run id the train stage opened, for the later stages."""
+        return self.root / "models" / "mlflow_run.json"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"

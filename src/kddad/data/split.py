@@ -22,7 +22,10 @@ from kddad.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "threshold", "test")
-EVAL_SPLITS = ("val", "threshold", "test")
+#: Every attack row held out from training and thresholding (the test pool's, or all of them
+#: under alibi_example): the evaluate stage's second view, where rare attack types count.
+ATTACKS = "attacks"
+ALL_SPLITS = (*SPLITS, ATTACKS)
 
 
 def row_keys(df: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -70,6 +73,7 @@ def _grouped(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame
             _draw(rng, np.flatnonzero(in_pool & ~normal), n_out,
                   f"split.{name}.n={n} with perc_outlier={batch.perc_outlier}", "outlier", hint),
         ]))
+    idx[ATTACKS] = np.flatnonzero((pool == "test") & ~normal)
     frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
     pools = {name: {"groups": int(np.unique(group[pool == name]).size), "rows": int((pool == name).sum())}
              for name in ("train", "val", "threshold", "test")}
@@ -94,6 +98,7 @@ def _alibi(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
         if batch.n is None:
             raise ConfigError(f"split.{name}.n: required with split.protocol=alibi_example (a batch size)")
         frames[name] = _alibi_batch(normal, outlier, batch, cfg.seed if batch.seed is None else batch.seed)
+    frames[ATTACKS] = outlier.reset_index(drop=True)
     return frames, {}
 
 

@@ -12,7 +12,7 @@ from kddad.config import Config
 from kddad.data import schema
 from kddad.data.download import fetch
 from kddad.data.read import read_kdd
-from kddad.data.split import SPLITS, split as split_rows
+from kddad.data.split import ALL_SPLITS, split as split_rows
 from kddad.errors import DataError
 from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_dir, write_json
@@ -29,7 +29,11 @@ def download(cfg: Config, paths: Paths = Paths()) -> Path:
 
 
 def split(cfg: Config, paths: Paths = Paths()) -> dict:
-    """Parse the raw file, split it, write data/split/*.parquet and reports/split.json."""
+    """Parse the raw file, split it, write data/split/*.parquet and reports/split.json.
+
+    Besides train, val, threshold and test: ``attacks``, every attack row held out from training
+    and thresholding, for the evaluate stage's second view.
+    """
     start = time.perf_counter()
     raw = paths.raw / cfg.dataset.raw_name
     if not raw.is_file():
@@ -56,7 +60,7 @@ def load_split(name: str, paths: Paths = Paths()) -> pd.DataFrame:
 
 def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     """Fit the encoder on train, write float32 arrays for every split and the encoder."""
-    frames = {name: load_split(name, paths) for name in SPLITS}
+    frames = {name: load_split(name, paths) for name in ALL_SPLITS}
     enc = FeatureEncoder(cfg.features.numeric, cfg.features.categorical, cfg.scaling.method, cfg.scaling.log1p)
     enc.fit(frames["train"])
     meta = {"feature_names": enc.feature_names, "rows": {}, "unknown_categories": {}}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from kddad.errors import DataError
 from kddad.features.encoder import FeatureEncoder
 from kddad.io import write_json
 from kddad.paths import Paths
+from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +35,37 @@ def write_curve(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
-def train(cfg: Config, paths: Paths = Paths(), logger=False, callbacks: list | None = None) -> Detector:
-    """Fit the detector on the normal training split; early stopping on the validation split."""
+def run_id(path: Path) -> str | None:
+    """The MLflow run id an earlier stage recorded in a JSON file (None if none)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("mlflow_run_id")
+    except (OSError, ValueError):
+        return None
+
+
+def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None) -> Detector:
+    """Fit the detector on the normal training split; early stopping on the validation split.
+
+    Opens the pipeline execution's MLflow run (per-epoch losses go there through Lightning's
+    MLFlowLogger) and records its id in models/mlflow_run.json for the later stages.
+    """
     X, y = load_features("train", paths)
     X_val, y_val = load_features("val", paths)
     if y.any() or y_val.any():
         raise DataError(f"{paths.features}: train/val hold {int(y.sum())}/{int(y_val.sum())} outliers; expected none")
     det = Detector(cfg.model, cfg.score, cfg.trainer, cfg.early_stopping, FeatureEncoder.load(paths.encoder),
                    seed=cfg.seed)
-    det.fit(X, X_val, logger=logger, callbacks=callbacks)
+    tracker = Tracker(cfg.tracking, paths.root)
+    run = tracker.start(cfg)
+    try:
+        det.fit(X, X_val, logger=tracker.lightning_logger(run), callbacks=callbacks)
+    except BaseException:
+        tracker.finish(run, "FAILED")
+        raise
     det.save(paths.detector)
     write_curve(paths.reports / "train_curve.csv", det.history)
+    write_json(paths.run, {"mlflow_run_id": run, "tracking_uri": tracker.uri if run else None})
+    tracker.finish(run)
     last = det.history[-1] if det.history else {}
     log.info("train: %s + %s on %d rows × %d features, %d epochs, last val_loss %.4g", cfg.model.name,
              cfg.score.name, *X.shape, len(det.history), last.get("val_loss", float("nan")))
@@ -73,6 +95,12 @@ def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
             "outliers_in_batch": int(y.sum()), "flagged": int(flagged.sum()),
             "flagged_outliers": int((flagged & (y == 1)).sum()),
             "score": det.score_cfg.model_dump()}
+    tracker = Tracker(cfg.tracking, paths.root)
+    run = tracker.resume(run_id(paths.run), cfg)
+    info["mlflow_run_id"] = run
     write_json(paths.threshold, info)
+    tracker.log_metrics(run, {"threshold": value})
+    tracker.log_artifact(run, paths.threshold)
+    tracker.finish(run)
     log.info("threshold: %.6g (%s on %s, %d of %d rows flagged)", value, t.method, split, info["flagged"], len(X))
     return info

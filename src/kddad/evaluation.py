@@ -1,0 +1,71 @@
+"""Detection metrics at a threshold, and the curves DVC plots and the figures draw."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from kddad.data import schema
+
+ATTACK_CATEGORIES = ("dos", "probe", "r2l", "u2r")
+
+
+def detection_metrics(y: np.ndarray, scores: np.ndarray, threshold: float,
+                      category: np.ndarray | None = None, label: np.ndarray | None = None) -> dict[str, Any]:
+    """F1, precision, recall, accuracy, ROC-AUC, PR-AUC, FPR and confusion counts at ``threshold``.
+
+    With ``category``/``label`` (per row), also the recall of each attack category and type:
+    which attacks slip through.
+    """
+    y = np.asarray(y).astype(int)
+    pred = (np.asarray(scores) > threshold).astype(int)
+    tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, pred, labels=[0, 1]).ravel())
+    both = len(np.unique(y)) == 2
+    out: dict[str, Any] = {
+        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "precision": float(skm.precision_score(y, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, pred, zero_division=0)),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "roc_auc": float(skm.roc_auc_score(y, scores)) if both else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y, scores)) if both else float("nan"),
+        "fpr": fp / (fp + tn) if fp + tn else 0.0,
+        "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+        "rows": int(len(y)), "outliers": int(y.sum()), "threshold": float(threshold),
+    }
+    if category is not None:
+        cat = pd.Series(np.asarray(category))
+        out["recall_by_category"] = {
+            c: {"recall": float(pred[(cat == c).to_numpy()].mean()), "rows": int((cat == c).sum())}
+            for c in ATTACK_CATEGORIES if (cat == c).any()}
+    if label is not None:
+        lab = pd.Series(np.asarray(label))
+        attacks = lab[y == 1]
+        out["recall_by_attack"] = {
+            str(a): {"recall": float(pred[(lab == a).to_numpy()].mean()), "rows": int((lab == a).sum())}
+            for a in sorted(attacks.unique())}
+    return out
+
+
+def roc_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    fpr, tpr, thr = skm.roc_curve(y, scores)
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
+
+
+def pr_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    precision, recall, thr = skm.precision_recall_curve(y, scores)
+    return pd.DataFrame({"recall": recall, "precision": precision, "threshold": np.r_[thr, np.nan]})
+
+
+def thin(df: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``max_rows`` rows, for plot files: curves keep their order, samples are random."""
+    if len(df) <= max_rows:
+        return df
+    return df.sample(max_rows, random_state=seed).sort_index()
+
+
+def class_names(is_outlier: np.ndarray) -> np.ndarray:
+    return np.where(np.asarray(is_outlier) == 1, "outlier", "normal")
+
+

@@ -1,0 +1,100 @@
+"""PNG figures of an evaluation, readable at a glance (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLORS = {"normal": "#1f77b4", "outlier": "#d62728"}
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion(counts: dict[str, int], path: Path, title: str = "Confusion matrix") -> Path:
+    cm = np.array([[counts["tn"], counts["fp"]], [counts["fn"], counts["tp"]]])
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, f"{v:,}", ha="center", va="center", fontsize=13,
+                color="white" if v > cm.max() / 2 else "black")
+    ax.set_xticks([0, 1], ["normal", "outlier"])
+    ax.set_yticks([0, 1], ["normal", "outlier"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot(fpr, tpr, lw=2, label=f"ROC-AUC = {auc:.4f}")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC curve", xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def precision_recall(recall: np.ndarray, precision: np.ndarray, ap: float, base: float, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot(recall, precision, lw=2, label=f"PR-AUC (AP) = {ap:.4f}")
+    ax.axhline(base, color="k", ls="--", lw=1, label=f"outlier share = {base:.2f}")
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve", xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower left")
+    return _save(fig, path)
+
+
+def instance_scores(scores: np.ndarray, classes: np.ndarray, threshold: float, path: Path) -> Path:
+    """Score per row against the threshold, coloured by true class (alibi-detect's plot_instance_score)."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    idx = np.arange(len(scores))
+    for name in ("normal", "outlier"):
+        m = classes == name
+        ax.scatter(idx[m], scores[m], s=3, alpha=0.5, color=COLORS[name], label=name, rasterized=True)
+    ax.axhline(threshold, color="k", lw=1.5, label=f"threshold {threshold:.4g}")
+    if scores.min() > 0 and scores.max() / scores.min() > 100:
+        ax.set_yscale("log")
+    ax.set(xlabel="test row", ylabel="instance score", title="Outlier score per test row")
+    ax.legend(markerscale=4, loc="upper right")
+    return _save(fig, path)
+
+
+def top_features(feature_scores: np.ndarray, names: Sequence[str], path: Path, top_rows: int = 50,
+                 top_k: int = 15) -> Path:
+    """Mean feature score over the highest-scoring rows: what makes the top outliers outliers."""
+    contrib = feature_scores.mean(0)
+    order = np.argsort(contrib)[::-1][:top_k][::-1]
+    fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.2))
+    ax.barh([names[i] for i in order], contrib[order], color=COLORS["outlier"])
+    ax.set(xlabel="mean feature score", title=f"Features behind the top {top_rows} outliers")
+    return _save(fig, path)
+
+
+def latent_space(z: np.ndarray, classes: np.ndarray, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name in ("normal", "outlier"):
+        m = classes == name
+        ax.scatter(z[m, 0], z[m, 1], s=3, alpha=0.5, color=COLORS[name], label=name, rasterized=True)
+    ax.set(xlabel="z1", ylabel="z2", title="Latent space (test rows)")
+    ax.legend(markerscale=4)
+    return _save(fig, path)
+
+
+def loss_curves(history: list[dict[str, float]], path: Path) -> Path:
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", ms=3, label="train")
+    ax.plot(epochs, [h["val_loss"] for h in history], marker="o", ms=3, label="validation (normal)")
+    ax.set(xlabel="epoch", ylabel="loss", title="Training curve")
+    ax.legend()
+    return _save(fig, path)

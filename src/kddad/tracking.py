@@ -1,0 +1,161 @@
+"""MLflow tracking: one run per pipeline execution, spanning its stages.
+
+The train stage creates the run and records its id; threshold and evaluate reopen it. A stage
+that runs with settings the run was not created with (a scoring-only change re-runs threshold
+and evaluate, not train) forks a new run that carries the training curve over, because MLflow
+params cannot change. Everything goes through ``MlflowClient`` with explicit run ids: no
+fluent ``mlflow.log_*`` call that could open a second, implicit run.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+from kddad.config import Config, TrackingConfig
+
+log = logging.getLogger(__name__)
+
+TRACKED_CURVES = ("train_loss", "val_loss", "epoch")
+
+
+def resolve_uri(uri: str, root: Path) -> str:
+    """A relative ``sqlite:///file`` resolves against the repo: ``DVC_ROOT`` (queued experiments
+    run in a temporary copy), else ``root``. Server URIs are returned unchanged."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        base = Path(os.environ.get("DVC_ROOT") or root).resolve()
+        return prefix + str(base / uri[len(prefix):])
+    return uri
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Tracker:
+    """The tracking store of one pipeline (``tracking`` config), or a no-op when disabled."""
+
+    def __init__(self, cfg: TrackingConfig, root: Path = Path(".")) -> None:
+        self.cfg, self.root = cfg, Path(root)
+        self.enabled = cfg.enabled
+        self.uri = resolve_uri(cfg.uri, self.root)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.cfg.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        local = self.uri.startswith(("sqlite:", "file:", "/"))
+        # a local store keeps artifacts beside the database, not in whatever folder the stage ran in
+        location = None
+        if local:
+            db = Path(self.uri.split(":///", 1)[-1]) if self.uri.startswith("sqlite:") else Path(self.uri)
+            location = (db.parent / "mlartifacts").resolve().as_uri()
+        return self.client.create_experiment(self.cfg.experiment, artifact_location=location)
+
+    def params(self, cfg: Config) -> dict[str, str]:
+        return {k: str(v) for k, v in flatten(cfg.model_dump()).items()}
+
+    def tags(self, cfg: Config) -> dict[str, str]:
+        tags = {"dataset": cfg.dataset.name, "features": cfg.features.name, "model": cfg.model.name,
+                "score": cfg.score.name, "split": cfg.split.protocol}
+        commit = _git_commit(self.root)
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+        if os.environ.get("DVC_EXP_NAME"):
+            tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+        return tags
+
+    def start(self, cfg: Config) -> str | None:
+        """Create the run of a pipeline execution, with the whole config as params."""
+        if not self.enabled:
+            return None
+        from mlflow.entities import Param
+
+        run = self.client.create_run(self.experiment_id(), tags=self.tags(cfg),
+                                     run_name=f"{cfg.features.name}-{cfg.model.name}-{cfg.score.name}")
+        run_id = run.info.run_id
+        params = [Param(k, v) for k, v in self.params(cfg).items()]
+        for i in range(0, len(params), 100):  # MLflow takes at most 100 params a call
+            self.client.log_batch(run_id, params=params[i:i + 100])
+        log.info("MLflow run %s in %s (experiment %r)", run_id, self.uri, self.cfg.experiment)
+        return run_id
+
+    def resume(self, run_id: str | None, cfg: Config) -> str | None:
+        """Reopen ``run_id`` if it was made with ``cfg``; else fork a new run carrying its curve."""
+        if not self.enabled:
+            return None
+        if run_id:
+            try:
+                run = self.client.get_run(run_id)
+            except Exception as err:  # the store was moved or wiped: start afresh
+                log.warning("MLflow run %s not found in %s (%s); starting a new run", run_id, self.uri, err)
+                return self.start(cfg)
+            if run.data.params == self.params(cfg):
+                self.client.update_run(run_id, status="RUNNING")
+                return run_id
+        new = self.start(cfg)
+        if run_id and new:
+            self.client.set_tag(new, "forked_from", run_id)
+            from mlflow.entities import Metric
+
+            curve = [Metric(m.key, m.value, m.timestamp, m.step) for key in TRACKED_CURVES
+                     for m in self.client.get_metric_history(run_id, key)]
+            if curve:
+                self.client.log_batch(new, metrics=curve)
+        return new
+
+    def log_metrics(self, run_id: str | None, metrics: Mapping[str, Any], step: int = 0) -> None:
+        if not run_id:
+            return
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[i:i + 1000])
+
+    def log_artifact(self, run_id: str | None, path: Path, artifact_path: str | None = None) -> None:
+        if run_id:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def finish(self, run_id: str | None, status: str = "FINISHED") -> None:
+        if run_id:
+            self.client.set_terminated(run_id, status)
+
+    def lightning_logger(self, run_id: str | None):
+        """Lightning's MLFlowLogger attached to ``run_id`` (per-epoch losses), or False."""
+        if not run_id:
+            return False
+        from pytorch_lightning.loggers import MLFlowLogger
+
+        return MLFlowLogger(experiment_name=self.cfg.experiment, tracking_uri=self.uri, run_id=run_id)
