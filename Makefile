@@ -1,5 +1,7 @@
 # One command to set up and run the pipeline (`make run`), one to set up and run the tests (`make test`).
 PYTHON ?= python3
+# A package index for torch, e.g. https://download.pytorch.org/whl/cpu for a CPU-only build elsewhere.
+TORCH_INDEX ?=
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
@@ -13,7 +15,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 

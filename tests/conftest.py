@@ -19,8 +19,10 @@ KDD10 = "kddcup.data_10_percent.gz"
 def mirror() -> Path:
     """The folder holding the real data files; tests fail (not skip) without it."""
     path = Path(os.environ.get("KDDAD_DATA_MIRROR", ROOT.parent / "shared" / "data"))
-    if not (path / KDD10).is_file():
-        pytest.fail(f"real data not found: {path / KDD10}; set KDDAD_DATA_MIRROR to the folder holding it")
+    for name in (KDD10, "KDDTest+.txt"):
+        if not (path / name).is_file():
+            pytest.fail(f"real data not found: {path / name}; set KDDAD_DATA_MIRROR to the folder holding "
+                        f"{KDD10} and NSL-KDD's KDDTest+.txt")
     return path
 
 

@@ -58,6 +58,10 @@ def _default() -> dict:
     ("trainer.max_epochs", 0, "trainer.max_epochs"),
     ("split.tset", {"n": 5}, "split.tset: unknown key"),
     ("trainer.max_epoch", 3, "trainer.max_epoch: unknown key"),
+    ("trainer.precision", "bogus", "trainer.precision"),
+    ("trainer.accelerator", "tpuu", "trainer.accelerator"),
+    ("trainer.min_epochs", 50, "exceeds trainer.max_epochs"),
+    ("split.group_by", [], "at least one column"),
 ])
 def test_bad_values_are_rejected_naming_the_key(key, value, expected):
     raw = _default()
@@ -70,6 +74,15 @@ def test_bad_values_are_rejected_naming_the_key(key, value, expected):
         config.validate(raw, source="params.yaml")
     assert expected in str(err.value)
     assert str(err.value).startswith("params.yaml: invalid configuration")
+
+
+def test_grouping_on_columns_outside_the_features_is_refused():
+    raw = _default()
+    raw["features"] = {"name": "few", "numeric": ["srv_count", "serror_rate"], "categorical": []}
+    with pytest.raises(ConfigError, match="split.group_by.*not among the features"):
+        config.validate(raw)
+    raw["split"]["group_by"] = ["srv_count", "serror_rate"]
+    assert config.validate(raw).split.group_columns == ("srv_count", "serror_rate")
 
 
 def test_default_config_is_valid_and_typed(cfg):

@@ -55,6 +55,8 @@ def test_training_lowers_the_loss(data, fitted, model, score):
         after = reconstruction_loss(det.network.eval(), x, **kw).item()
     assert after < before
     assert len(det.history) == 3 and det.history[-1]["val_loss"] < det.history[0]["val_loss"]
+    assert all(math.isfinite(h["train_loss"]) for h in det.history)  # the epoch's own, not the previous
+    assert det.history[-1]["train_loss"] < det.history[0]["train_loss"]
 
 
 @pytest.mark.parametrize("model", ["ae", "vae"])

@@ -72,6 +72,15 @@ def test_a_corrupt_file_in_place_is_replaced(mirror, tmp_path):
 
 
 
+def test_a_bad_file_in_place_is_removed_when_no_source_works(mirror, tmp_path):
+    out = tmp_path / "raw"
+    out.mkdir()
+    (out / KDD10).write_bytes(b"half a download")
+    with pytest.raises(DownloadError):
+        fetch(KDD10, out, sha256=SHA, urls=[UNREACHABLE])
+    assert list(out.iterdir()) == [] and not list(tmp_path.glob(".*part"))
+
+
 def test_no_source_at_all_says_what_to_set(tmp_path):
     with pytest.raises(DownloadError, match="no source configured"):
         fetch(KDD10, tmp_path / "raw", sha256=SHA)

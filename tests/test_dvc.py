@@ -58,12 +58,17 @@ def test_repro_runs_every_stage_once(repo):
     assert _ran(_run([*dvc, "repro"], path, env)) == set(STAGES)
     report = json.loads((path / "reports/split.json").read_text())
     assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
-    assert (path / "models/encoder/encoder.skops").is_file()
+    assert (path / "models/encoder/encoder.json").is_file()
     assert (path / "data/features/test.npy").is_file()
     thr = json.loads((path / "models/threshold.json").read_text())
     assert thr["method"] == "percentile" and thr["rows"] == 10000 and thr["flagged"] == 500
     assert (path / "models/detector/network.pt").is_file()
     assert len((path / "reports/train_curve.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    shown = json.loads(_run([*dvc, "metrics", "show", "--json"], path, env, stdout_only=True))
+    assert "f1" in json.dumps(shown) and "roc_auc" in json.dumps(shown)
+    _run([*dvc, "plots", "show", "-o", "dvc_plots"], path, env)
+    html = (path / "dvc_plots" / "index.html").read_text()
+    assert "roc.csv" in html and "confusion_matrix.png" in html and "train_curve.csv" in html
     second = _run([*dvc, "repro"], path, env)
     assert _ran(second) == set() and "up to date" in second
     _run(["git", "add", "-A"], path, env)
@@ -86,8 +91,17 @@ def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     assert _ran(_run([*dvc, "exp", "run", "-S", "score.samples=3"], path, env)) == {"threshold", "evaluate"}
     assert json.loads((path / "models/threshold.json").read_text())["score"]["samples"] == 3
     assert _ran(_run([*dvc, "exp", "run", "-S", "model=alibi_vae", "-S", "score=mse"], path, env)) == MODEL
+    # every pipeline execution is one run in the same store at the repo root, tagged with its experiment
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("kddad").experiment_id])
+    assert len(runs) == 7  # repro, then six experiments (the scoring-only one forks a run)
+    assert sum("dvc_experiment" in r.data.tags for r in runs) == 6
+    assert all("f1" in r.data.metrics and r.info.status == "FINISHED" for r in runs)
     shown = json.loads(_run([*dvc, "exp", "show", "--json"], path, env, stdout_only=True))
     exps = [e for rev in shown for e in (rev.get("experiments") or [])]
     dropped = sorted(run["data"]["metrics"]["reports/split.json"]["data"]["duplicates_dropped"]
                      for e in exps for run in e["revs"])
+    f1s = [run["data"]["metrics"]["reports/metrics.json"]["data"]["f1"] for e in exps for run in e["revs"]]
+    assert len(f1s) == 6 and all(0 <= f <= 1 for f in f1s)  # a comparable row per experiment
     assert dropped == [0] * (len(dropped) - 1) + [494021 - 145586]  # only the dedupe experiment

@@ -37,7 +37,7 @@ def _with(cfg, **groups):
 def test_train_then_percentile_threshold(prepared):
     cfg, paths = prepared
     det = train(cfg, paths)
-    assert (paths.detector / "network.pt").is_file() and (paths.detector / "encoder" / "encoder.skops").is_file()
+    assert (paths.detector / "network.pt").is_file() and (paths.detector / "encoder" / "encoder.json").is_file()
     curve = (paths.reports / "train_curve.csv").read_text().splitlines()
     assert curve[0] == "epoch,train_loss,val_loss" and len(curve) == 3
     info = threshold(cfg, paths)

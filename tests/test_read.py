@@ -59,3 +59,10 @@ def test_rate_out_of_range_names_line_and_column(mirror, tmp_path):
 def test_slice_of_the_real_file_reads_the_same_rows(mirror, kdd, tmp_path):
     head = read_kdd(write_head(mirror / KDD10, tmp_path / "head.gz", 1000))
     assert head.drop(columns="row").equals(kdd.iloc[:1000].drop(columns="row").reset_index(drop=True))
+
+
+@pytest.mark.parametrize("field, col", [(24, "serror_rate"), (1, "protocol_type"), (41, "label")])
+def test_missing_value_names_line_and_column(mirror, tmp_path, field, col):
+    path = _corrupt(mirror, tmp_path, 9, field, "\n" if field == 41 else "")
+    with pytest.raises(DataError, match=f"line 9, column '{col}': missing value"):
+        read_kdd(path)

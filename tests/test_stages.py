@@ -74,15 +74,41 @@ def test_local_dataset_from_a_slice_of_the_real_file(cfg, mirror, tmp_path):
     assert report["rows_in"] == 60000 and report["rows"]["test"] == 2000
 
 
-def test_data_stages_do_not_import_torch_or_lightning():
-    code = ("import sys, kddad.stages.data, kddad.cli; "
-            "bad = [m for m in ('torch', 'lightning', 'pytorch_lightning', 'mlflow') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_data_stages_do_not_import_torch_or_lightning(cfg, mirror, tmp_path):
+    """Run all three data stages (on a slice of the real file) and look at what got imported."""
+    from conftest import write_head
+    src = write_head(mirror / KDD10, tmp_path / "capture.txt", 30000)
+    code = (
+        "import sys, yaml; from kddad import config; from kddad.paths import Paths\n"
+        "from kddad.stages.data import download, split, encode\n"
+        "raw = yaml.safe_load(open(sys.argv[1]))\n"
+        "raw['dataset'] = {'name': 'local', 'path': sys.argv[2]}\n"
+        "raw['split']['threshold'] = {'n': 500, 'perc_outlier': 5}; raw['split']['test'] = {'n': 1000, 'perc_outlier': 10}\n"
+        "cfg = config.validate(raw); paths = Paths(sys.argv[3])\n"
+        "download(cfg, paths); split(cfg, paths); encode(cfg, paths)\n"
+        "bad = [m for m in ('torch', 'lightning', 'pytorch_lightning', 'mlflow') if m in sys.modules]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "params.yaml"), str(src), str(tmp_path / "p")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert (tmp_path / "p" / "data" / "features" / "train.npy").is_file()
 
 
 def test_split_without_raw_file_says_which_stage_to_run(cfg, tmp_path):
     from kddad.errors import DataError
     with pytest.raises(DataError, match=r"data/raw/kddcup.data_10_percent.gz: not found; run the download stage"):
         split(cfg, Paths(tmp_path))
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    from kddad.io import atomic_dir, write_json
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "r" / "m.json", {"a": 1})
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r" / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -98,7 +98,8 @@ class SplitConfig(_Strict):
     @field_validator("group_by")
     @classmethod
     def _columns(cls, v: str | list[str]) -> str | list[str]:
-        schema.feature_set(v)  # raises ValueError naming the bad name
+        if not schema.feature_set(v):  # raises ValueError naming a bad name
+            raise ValueError("list at least one column to group identical rows by")
         return v
 
     @field_validator("train", "val")
@@ -177,15 +178,21 @@ class ThresholdConfig(_Strict):
 class TrainerConfig(_Strict):
     """Lightning ``Trainer`` arguments under their Lightning names (a vetted subset)."""
 
-    accelerator: str = "auto"
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
     devices: int | str | list[int] = "auto"
-    precision: str | int = "32-true"
+    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true"] = "32-true"
     max_epochs: PosInt = 30
     min_epochs: NonNegInt = 1
     deterministic: bool = False
     gradient_clip_val: Annotated[float, Field(gt=0)] | None = None
     log_every_n_steps: PosInt = 50
     enable_progress_bar: bool = True
+
+    @model_validator(mode="after")
+    def _epochs(self) -> "TrainerConfig":
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(f"trainer.min_epochs ({self.min_epochs}) exceeds trainer.max_epochs ({self.max_epochs})")
+        return self
 
 
 class EarlyStoppingConfig(_Strict):
@@ -216,6 +223,15 @@ class Config(_Strict):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     tracking: TrackingConfig = TrackingConfig()
     seed: NonNegInt = 0
+
+    @model_validator(mode="after")
+    def _no_leak_through_features(self) -> "Config":
+        outside = [c for c in self.split.group_columns if c not in self.features.columns]
+        if outside:
+            raise ValueError(
+                f"split.group_by: {outside} are not among the features ({self.features.name}); rows identical "
+                "on the features could then fall in train and test. Group by a subset of the features")
+        return self
 
 
 def _describe(err: ValidationError, source: str) -> str:

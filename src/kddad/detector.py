@@ -102,7 +102,7 @@ class Detector:
     def fit(self, X: np.ndarray | pd.DataFrame, X_val: np.ndarray | pd.DataFrame | None = None, *,
             logger: Any = False, callbacks: list | None = None, val_frac: float = 0.1) -> "Detector":
         """Train on normal rows; early stopping watches ``X_val`` (else a ``val_frac`` hold-out of X)."""
-        if self.encoder is not None and isinstance(X, pd.DataFrame) and self.encoder._ct is None:
+        if self.encoder is not None and isinstance(X, pd.DataFrame) and not self.encoder.fitted:
             self.encoder.fit(X)
         X = self._array(X, "X")
         self.n_features = X.shape[1]
@@ -208,19 +208,24 @@ class Detector:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Detector":
-        """Load a saved detector; refuses weights files holding anything but tensors."""
+    def load(cls, path: str | Path, threshold: str | Path | None = None) -> "Detector":
+        """Load a saved detector; refuses weights files holding anything but tensors.
+
+        ``threshold``: a threshold stage's JSON (``models/threshold.json``), whose threshold and
+        scoring settings then apply, so the pipeline's detector is ready to ``predict``.
+        """
         path = Path(path)
         try:
             meta = json.loads((path / _META).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise DetectorError(f"{path / _META}: cannot read a detector description ({err})") from None
-        if meta.get("format") != FORMAT:
-            raise DetectorError(f"{path / _META}: format {meta.get('format')!r}, expected {FORMAT}")
-        encoder = FeatureEncoder.load(path / _ENCODER) if (path / _ENCODER).is_dir() else None
-        det = cls(meta["model"], meta["score"], meta["trainer"], meta["early_stopping"], encoder, meta["seed"])
-        det.n_features, det.threshold = meta["n_features"], meta["threshold"]
-        det.threshold_info, det.history = meta.get("threshold_info", {}), meta.get("history", [])
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT}")
+            encoder = FeatureEncoder.load(path / _ENCODER) if (path / _ENCODER).is_dir() else None
+            det = cls(meta["model"], meta["score"], meta["trainer"], meta["early_stopping"], encoder, meta["seed"])
+            det.n_features, det.threshold = int(meta["n_features"]), meta["threshold"]
+            det.threshold_info, det.history = meta.get("threshold_info", {}), meta.get("history", [])
+        except (OSError, ValueError, KeyError, TypeError) as err:  # ValidationError is a ValueError
+            raise DetectorError(f"{path / _META}: not a valid detector description ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0]})") from None
         try:
             state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
         except Exception as err:  # UnpicklingError for anything that is not plain tensors
@@ -234,4 +239,19 @@ class Detector:
         except RuntimeError as err:
             raise DetectorError(f"{path / _WEIGHTS}: does not fit the network in {_META}: {err}") from None
         det.network.eval()
+        if threshold is not None:
+            det._apply_threshold_file(Path(threshold))
         return det
+
+    def _apply_threshold_file(self, file: Path) -> None:
+        try:
+            info = json.loads(file.read_text(encoding="utf-8"))
+            self.threshold = float(info["threshold"])
+            score = info.get("score", {})
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DetectorError(f"{file}: not a threshold file ({type(err).__name__}: {err})") from None
+        if score.get("name", self.score_cfg.name) != self.score_cfg.name:
+            raise DetectorError(f"{file}: set for score {score.get('name')!r}, the detector scores "
+                                f"{self.score_cfg.name!r}")
+        self.set_score(**{k: score[k] for k in ("samples", "outlier_perc") if k in score})
+        self.threshold_info = {k: v for k, v in info.items() if k not in ("threshold", "score")}

@@ -9,6 +9,9 @@ from pathlib import Path
 class Paths:
     root: Path = Path(".")
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))  # accept a str too
+
     @property
     def raw(self) -> Path:
         return self.root / "data" / "raw"

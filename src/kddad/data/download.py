@@ -116,7 +116,8 @@ def fetch(
             log.info("%s: present and verified, nothing to fetch", target)
             return target
         except DownloadError as err:
-            log.warning("%s: present but %s; fetching it again", target, err)
+            log.warning("%s: present but %s; removing it and fetching it again", target, err)
+            target.unlink()  # never leave a file that looks done but is not
     out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     for src in sources(filename, urls, path, mirrors(mirror)):
@@ -124,13 +125,15 @@ def fetch(
         if src.kind != "url" and not Path(src.location).is_file():
             failures.append(f"  {src.kind} {src.location}: no such file")
             continue
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=out_dir)
+        # beside out_dir, not in it: a killed fetch leaves nothing inside the stage's output
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=out_dir.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
             log.info("fetching %s from %s %s", filename, src.kind, src.location)
             get(src.location, tmp, timeout_s)
             verify(tmp, sha256, filename)
+            os.chmod(tmp, 0o644)  # mkstemp made it private
             os.replace(tmp, target)
             log.info("%s: verified%s", target, f" (sha256 {sha256})" if sha256 else " (no sha256 configured)")
             return target

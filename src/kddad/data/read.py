@@ -67,6 +67,10 @@ def read_kdd(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: expected 42 columns (41 features + label) or 43 (NSL-KDD), got {df.shape[1]}")
     df = df.iloc[:, :42]
     df.columns = [*schema.FEATURES, schema.LABEL]
+    missing = df.isna().to_numpy()
+    if missing.any():
+        r, c = map(int, np.argwhere(missing)[0])
+        raise DataError(f"{path}: line {r + 1}, column {df.columns[c]!r}: missing value")
     for col, dtype in _DTYPES.items():
         if df[col].dtype != dtype:
             if dtype == "float64" and pd.api.types.is_numeric_dtype(df[col]):

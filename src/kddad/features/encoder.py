@@ -1,21 +1,20 @@
 """Feature encoding fitted on normal training rows: optional log1p, scaling, one-hot.
 
-Saved as skops (loaded with skops' default trusted types only, so a tampered file cannot run
-code) plus a JSON description; never pickled.
+scikit-learn fits the statistics (its scalers and OneHotEncoder); the fitted encoder is then a
+plain spec (per-column multiplier and offset, category lists) applied with numpy, and saved as
+JSON. Loading a saved encoder reads numbers and strings: nothing is unpickled, and no model
+library (skops would import torch through scikit-learn) is imported by the data stages.
 """
 from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
 
 from kddad.data import schema
 from kddad.errors import DataError
@@ -24,12 +23,20 @@ from kddad.io import atomic_dir, write_json
 log = logging.getLogger(__name__)
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler, "none": None}
-_MODEL, _META = "encoder.skops", "encoder.json"
+_META = "encoder.json"
+FORMAT = 1
 
 
-def _scaler(method: str):
-    cls = SCALERS[method]
-    return "passthrough" if cls is None else cls()
+def _affine(method: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(multiplier, offset) with scaled = x * multiplier + offset, from a scikit-learn scaler fit."""
+    n = X.shape[1]
+    if method == "none" or n == 0:
+        return np.ones(n), np.zeros(n)
+    scaler = SCALERS[method]().fit(X)
+    if method == "minmax":
+        return scaler.scale_.astype(float), scaler.min_.astype(float)
+    center = scaler.mean_ if method == "standard" else scaler.center_
+    return 1.0 / scaler.scale_, -center / scaler.scale_  # zero-spread columns have scale_ 1
 
 
 class FeatureEncoder:
@@ -41,25 +48,18 @@ class FeatureEncoder:
             raise ValueError(f"scaling must be one of {sorted(SCALERS)}, got {scaling!r}")
         self.numeric, self.categorical = list(numeric), list(categorical)
         self.scaling, self.log1p = scaling, log1p
-        self._ct: ColumnTransformer | None = None
+        self.logged = [c for c in self.numeric if log1p and c in schema.HEAVY_TAILED]
+        self._mul: np.ndarray | None = None
+        self._add: np.ndarray | None = None
+        self._categories: dict[str, list[str]] = {}
 
     @property
     def columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
-    def _build(self) -> ColumnTransformer:
-        logged = [c for c in self.numeric if self.log1p and c in schema.HEAVY_TAILED]
-        plain = [c for c in self.numeric if c not in logged]
-        parts = []
-        if logged:
-            log1p = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
-            parts.append(("log", Pipeline([("log1p", log1p), ("scale", _scaler(self.scaling))]), logged))
-        if plain:
-            parts.append(("num", _scaler(self.scaling), plain))
-        if self.categorical:
-            onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
-            parts.append(("cat", onehot, self.categorical))
-        return ColumnTransformer(parts, sparse_threshold=0, verbose_feature_names_out=False)
+    @property
+    def fitted(self) -> bool:
+        return self._mul is not None
 
     def _frame(self, df: pd.DataFrame, what: str) -> pd.DataFrame:
         missing = [c for c in self.columns if c not in df.columns]
@@ -67,47 +67,58 @@ class FeatureEncoder:
             raise DataError(f"{what}: missing column(s) {missing}; the encoder needs {self.columns}")
         return df[self.columns]
 
+    def _numeric(self, df: pd.DataFrame) -> np.ndarray:
+        X = df[self.numeric].to_numpy(dtype=np.float64, copy=True)
+        if self.logged:
+            idx = [self.numeric.index(c) for c in self.logged]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                X[:, idx] = np.log1p(X[:, idx])
+        return X
+
     def fit(self, df: pd.DataFrame) -> "FeatureEncoder":
         """Fit scaling and categories on (normal, training) rows only."""
-        self._ct = self._build().fit(self._frame(df, "fit data"))
+        frame = self._frame(df, "fit data")
+        self._mul, self._add = _affine(self.scaling, self._numeric(frame))
+        if self.categorical:
+            onehot = OneHotEncoder(handle_unknown="ignore").fit(frame[self.categorical].astype(str))
+            self._categories = {c: [str(v) for v in cats] for c, cats in zip(self.categorical, onehot.categories_)}
         return self
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise RuntimeError("FeatureEncoder is not fitted: call fit() or load() first")
 
     @property
     def feature_names(self) -> list[str]:
-        return [str(n) for n in self._fitted.get_feature_names_out()]
+        self._check_fitted()
+        return [*self.numeric, *(f"{c}_{v}" for c, cats in self._categories.items() for v in cats)]
 
     @property
     def categories(self) -> dict[str, list[str]]:
-        if not self.categorical:
-            return {}
-        onehot = self._fitted.named_transformers_["cat"]
-        return {c: [str(v) for v in cats] for c, cats in zip(self.categorical, onehot.categories_)}
-
-    @property
-    def _fitted(self) -> ColumnTransformer:
-        if self._ct is None:
-            raise RuntimeError("FeatureEncoder is not fitted: call fit() or load() first")
-        return self._ct
+        self._check_fitted()
+        return dict(self._categories)
 
     def unknown_categories(self, df: pd.DataFrame) -> dict[str, dict[str, int]]:
         """Categories not seen in fit, with their row counts: they encode as all-zero one-hots."""
         found = {}
         for col, known in self.categories.items():
-            counts = df.loc[~df[col].isin(known), col].value_counts()
+            counts = df.loc[~df[col].astype(str).isin(known), col].value_counts()
             if len(counts):
                 found[col] = {str(k): int(v) for k, v in counts.items()}
         return found
 
     def transform(self, df: pd.DataFrame, what: str = "data") -> np.ndarray:
         """Encode rows; unseen categories become all-zero one-hots (logged), never an error."""
+        self._check_fitted()
         frame = self._frame(df, what)
         unknown = self.unknown_categories(frame)
         if unknown:
             log.info("%s: categories unseen in training, encoded as all zeros: %s", what, unknown)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Found unknown categories", category=UserWarning)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                X = np.asarray(self._fitted.transform(frame), dtype=np.float32)
+        parts = [(self._numeric(frame) * self._mul + self._add).astype(np.float32)]
+        for col, cats in self._categories.items():
+            values = frame[col].astype(str).to_numpy()
+            parts.append((values[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(np.float32))
+        X = np.concatenate(parts, axis=1)
         bad = ~np.isfinite(X)
         if bad.any():
             r, c = map(int, np.argwhere(bad)[0])
@@ -118,39 +129,38 @@ class FeatureEncoder:
     def fit_transform(self, df: pd.DataFrame) -> np.ndarray:
         return self.fit(df).transform(df, "fit data")
 
-    def describe(self) -> dict:
-        return {"numeric": self.numeric, "categorical": self.categorical, "scaling": self.scaling,
-                "log1p": self.log1p, "feature_names": self.feature_names, "categories": self.categories}
+    def describe(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {"format": FORMAT, "numeric": self.numeric, "categorical": self.categorical,
+                "scaling": self.scaling, "log1p": self.log1p, "logged": self.logged,
+                "multiplier": self._mul.tolist(), "offset": self._add.tolist(),
+                "categories": self._categories, "feature_names": self.feature_names}
 
     def save(self, path: str | Path) -> Path:
-        """Write the encoder folder (skops + JSON) atomically."""
-        import skops.io as sio
-
+        """Write the encoder folder (one JSON file) atomically."""
         path = Path(path)
         with atomic_dir(path) as tmp:
-            sio.dump(self._fitted, tmp / _MODEL)
             write_json(tmp / _META, self.describe())
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureEncoder":
-        """Load a saved encoder; refuses any type outside skops' trusted scikit-learn/numpy set."""
-        import skops.io as sio
-
-        path = Path(path)
+        """Load a saved encoder: plain JSON, checked for shape and consistency."""
+        file = Path(path) / _META
         try:
-            meta = json.loads((path / _META).read_text(encoding="utf-8"))
+            meta = json.loads(file.read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT}")
             enc = cls(meta["numeric"], meta["categorical"], meta["scaling"], meta["log1p"])
+            enc._mul = np.asarray(meta["multiplier"], dtype=np.float64)
+            enc._add = np.asarray(meta["offset"], dtype=np.float64)
+            enc._categories = {str(c): [str(v) for v in meta["categories"][c]] for c in enc.categorical}
+            if enc._mul.shape != (len(enc.numeric),) or enc._add.shape != (len(enc.numeric),):
+                raise ValueError(f"multiplier/offset need {len(enc.numeric)} values, one per numeric column")
+            if not (np.isfinite(enc._mul).all() and np.isfinite(enc._add).all()):
+                raise ValueError("multiplier/offset hold non-finite values")
+            if enc.feature_names != meta["feature_names"] or enc.logged != meta["logged"]:
+                raise ValueError("feature_names/logged disagree with the columns and categories")
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise DataError(f"{path / _META}: not a kddad encoder description ({err})") from None
-        untrusted = sio.get_untrusted_types(file=path / _MODEL)
-        if untrusted:
-            raise DataError(f"{path / _MODEL}: refusing to load untrusted types {untrusted}; "
-                            "expected only scikit-learn/numpy preprocessing objects")
-        ct = sio.load(path / _MODEL, trusted=None)
-        if not isinstance(ct, ColumnTransformer):
-            raise DataError(f"{path / _MODEL}: expected a ColumnTransformer, got {type(ct).__name__}")
-        enc._ct = ct
-        if enc.feature_names != meta.get("feature_names"):
-            raise DataError(f"{path}: {_MODEL} and {_META} disagree on the feature names; re-run the encode stage")
+            raise DataError(f"{file}: not a valid kddad encoder ({type(err).__name__}: {err})") from None
         return enc

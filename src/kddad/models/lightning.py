@@ -90,8 +90,12 @@ class ReconstructionModule(pl.LightningModule):
         self._epoch["rows"] += len(batch)
         return loss
 
+    def epoch_train_loss(self) -> torch.Tensor:
+        """Mean training loss of the epoch so far (callbacks' on_train_epoch_end runs before ours)."""
+        return self._epoch["sum"] / max(self._epoch["rows"], 1)
+
     def on_train_epoch_end(self) -> None:
-        self.log("train_loss", self._epoch["sum"] / max(self._epoch["rows"], 1), prog_bar=True)
+        self.log("train_loss", self.epoch_train_loss(), prog_bar=True)
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         self.log("val_loss", self.loss(batch), prog_bar=True, on_epoch=True, batch_size=len(batch))
@@ -107,9 +111,8 @@ class History(Callback):
         self.rows: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        m = trainer.callback_metrics
-        self.rows.append({"epoch": trainer.current_epoch,
-                          "train_loss": float(m["train_loss"]) if "train_loss" in m else math.nan,
+        m = trainer.callback_metrics  # validation has run; the module logs train_loss after us
+        self.rows.append({"epoch": trainer.current_epoch, "train_loss": float(module.epoch_train_loss()),
                           "val_loss": float(m["val_loss"]) if "val_loss" in m else math.nan})
 
 

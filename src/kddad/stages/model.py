@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,12 @@ def load_features(name: str, paths: Paths = Paths()) -> tuple[np.ndarray, np.nda
 
 def write_curve(path: Path, history: list[dict[str, float]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["epoch", "train_loss", "val_loss"])
         writer.writeheader()
         writer.writerows(history)
+    os.replace(tmp, path)
 
 
 def run_id(path: Path) -> str | None:

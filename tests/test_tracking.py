@@ -1,0 +1,154 @@
+"""The train → threshold → evaluate stages against real MLflow stores: SQLite and a server."""
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from kddad import config
+from kddad.paths import Paths
+from kddad.stages.data import download, encode, split
+from kddad.stages.evaluate import evaluate
+from kddad.stages.model import threshold, train
+from kddad.tracking import Tracker, flatten, resolve_uri
+
+from conftest import ROOT
+
+FIGURES = {"confusion_matrix.png", "roc.png", "precision_recall.png", "instance_scores.png",
+           "top_outlier_features.png", "training_curve.png"}
+
+
+def _cfg(mirror, **tracking):
+    raw = config.load(ROOT / "params.yaml").model_dump()
+    raw["download"]["mirror"] = str(mirror)
+    raw["trainer"].update(max_epochs=2, enable_progress_bar=False)
+    raw["tracking"].update(tracking)
+    return config.validate(raw)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mirror):
+    """The default pipeline (2 epochs) run once into a project folder with a SQLite store."""
+    cfg = _cfg(mirror, experiment="test-sqlite")
+    paths = Paths(tmp_path_factory.mktemp("proj"))
+    for stage in (download, split, encode, train, threshold, evaluate):
+        stage(cfg, paths)
+    return cfg, paths
+
+
+def test_one_run_spans_the_stages_with_config_metrics_and_artifacts(project):
+    cfg, paths = project
+    client = MlflowClient(f"sqlite:///{paths.root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("test-sqlite")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    # the whole composed config as params
+    assert run.data.params == {k: str(v) for k, v in flatten(cfg.model_dump()).items()}
+    assert run.data.params["split.test.n"] == "20000" and run.data.params["model.hidden"] == "[64, 32]"
+    assert {"dataset", "features", "model", "score"} <= set(run.data.tags)
+    assert run.data.tags["features"] == "all41" and run.data.tags["score"] == "likelihood"
+    # final metrics equal the metrics file; per-epoch losses from training
+    metrics = json.loads((paths.reports / "metrics.json").read_text())
+    for key in ("f1", "precision", "recall", "roc_auc", "pr_auc"):
+        assert run.data.metrics[key] == pytest.approx(metrics[key])
+    assert run.data.metrics["test.confusion.tp"] == metrics["test"]["confusion"]["tp"]
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
+    assert run.data.metrics["threshold"] == pytest.approx(json.loads(paths.threshold.read_text())["threshold"])
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.json", "threshold.json", "config.yaml", "figures"} <= top
+    assert {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "figures")} >= FIGURES
+    # artifacts live beside the database, not in whatever folder the stage ran in
+    assert (paths.root / "mlartifacts").is_dir()
+
+
+def test_evaluation_outputs_for_dvc(project):
+    _, paths = project
+    metrics = json.loads((paths.reports / "metrics.json").read_text())
+    assert {"f1", "precision", "recall", "roc_auc", "pr_auc", "test", "heldout_attacks"} <= set(metrics)
+    assert metrics["test"]["rows"] == 20000 and metrics["test"]["outliers"] == 2000
+    assert set(metrics["test"]["recall_by_category"]) <= {"dos", "probe", "r2l", "u2r"}
+    assert metrics["heldout_attacks"]["outliers"] > 2000  # every held-out attack, not a sample
+    for name in ("roc.csv", "pr.csv", "scores.csv", "confusion.csv"):
+        lines = (paths.reports / "plots" / name).read_text().splitlines()
+        assert 2 < len(lines) <= 5001
+    assert {p.name for p in (paths.reports / "figures").glob("*.png")} >= FIGURES
+
+
+def test_a_scoring_only_change_forks_a_run_carrying_the_curve(project):
+    cfg, paths = project
+    client = MlflowClient(f"sqlite:///{paths.root / 'mlflow.db'}")
+    first = json.loads(paths.run.read_text())["mlflow_run_id"]
+    raw = cfg.model_dump()
+    raw["score"]["samples"] = 3
+    changed = config.validate(raw)
+    threshold(changed, paths)
+    evaluate(changed, paths)
+    forked = json.loads(paths.threshold.read_text())["mlflow_run_id"]
+    assert forked != first
+    run = client.get_run(forked)
+    assert run.data.tags["forked_from"] == first and run.data.params["score.samples"] == "3"
+    assert len(client.get_metric_history(forked, "val_loss")) == 2
+    assert "f1" in run.data.metrics
+    assert client.get_run(first).data.params["score.samples"] == "10"
+
+
+def test_relative_sqlite_uri_resolves_against_dvc_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "real"))
+    assert resolve_uri("sqlite:///mlflow.db", tmp_path / "copy") == f"sqlite:///{tmp_path / 'real' / 'mlflow.db'}"
+    monkeypatch.delenv("DVC_ROOT")
+    assert resolve_uri("sqlite:///mlflow.db", tmp_path) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert resolve_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
+    assert resolve_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not answer within 90 s")
+    yield url, tmp_path
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_stages_log_to_a_real_mlflow_server(project, mlflow_server):
+    url, server_dir = mlflow_server
+    cfg, paths = project
+    raw = cfg.model_dump()
+    raw["tracking"].update(uri=url, experiment="test-server")
+    remote = config.validate(raw)
+    train(remote, paths)
+    threshold(remote, paths)
+    evaluate(remote, paths)
+    client = MlflowClient(url)
+    runs = client.search_runs([client.get_experiment_by_name("test-server").experiment_id])
+    assert len(runs) == 1 and runs[0].data.params["tracking.uri"] == url
+    assert runs[0].data.metrics["roc_auc"] > 0.5
+    assert "metrics.json" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert any((server_dir / "server-artifacts").rglob("metrics.json"))  # proxied to the server's store
+    assert Tracker(remote.tracking, paths.root).uri == url
