@@ -92,13 +92,19 @@ class Tracker:
             tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
         return tags
 
-    def start(self, cfg: Config) -> str | None:
-        """Create the run of a pipeline execution, with the whole config as params."""
+    def start(self, cfg: Config, parent: str | None = None, tags: Mapping[str, str] | None = None) -> str | None:
+        """Create the run of a pipeline execution, with the whole config as params.
+
+        ``parent``: a sweep's run; the new run is nested under it (MLflow's parent tag).
+        """
         if not self.enabled:
             return None
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id(), tags=self.tags(cfg),
+        all_tags = {**self.tags(cfg), **(tags or {})}
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        run = self.client.create_run(self.experiment_id(), tags=all_tags,
                                      run_name=f"{cfg.features.name}-{cfg.model.name}-{cfg.score.name}")
         run_id = run.info.run_id
         params = [Param(k, v) for k, v in self.params(cfg).items()]

@@ -45,7 +45,7 @@ def split(cfg: Config, paths: Paths = Paths()) -> dict:
     with atomic_dir(paths.split) as tmp:
         for name, frame in frames.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
-    write_json(paths.reports / "split.json", report)
+    write_json(paths.split_report, report)
     log.info("split: %s rows, outlier fraction %s (%.1f s)", report["rows"], report["outlier_frac"],
              time.perf_counter() - start)
     return report

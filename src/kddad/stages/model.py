@@ -46,11 +46,13 @@ def run_id(path: Path) -> str | None:
         return None
 
 
-def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None) -> Detector:
+def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None, parent_run: str | None = None,
+          run_tags: dict[str, str] | None = None) -> Detector:
     """Fit the detector on the normal training split; early stopping on the validation split.
 
     Opens the pipeline execution's MLflow run (per-epoch losses go there through Lightning's
-    MLFlowLogger) and records its id in models/mlflow_run.json for the later stages.
+    MLFlowLogger) and records its id in models/mlflow_run.json for the later stages. In a sweep
+    the run is nested under ``parent_run`` and carries ``run_tags``.
     """
     X, y = load_features("train", paths)
     X_val, y_val = load_features("val", paths)
@@ -59,7 +61,7 @@ def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None) ->
     det = Detector(cfg.model, cfg.score, cfg.trainer, cfg.early_stopping, FeatureEncoder.load(paths.encoder),
                    seed=cfg.seed)
     tracker = Tracker(cfg.tracking, paths.root)
-    run = tracker.start(cfg)
+    run = tracker.start(cfg, parent=parent_run, tags=run_tags)
     try:
         det.fit(X, X_val, logger=tracker.lightning_logger(run), callbacks=callbacks)
     except BaseException:

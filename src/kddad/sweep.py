@@ -1,0 +1,165 @@
+"""Hydra glue for pipelines/experiment.py: one job, and MLflow parent/child runs for sweeps.
+
+A multirun opens a parent run (``MlflowSweepCallback``), every job a child run nested under it
+and tagged with the sweep id and its overrides. At the end of the sweep the parent gets a
+summary: all jobs grouped over seeds, mean ± std of each metric (CSV and Markdown), and a chart
+of the main metric per configuration. A failed job is recorded as FAILED and the sweep goes on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from kddad import config
+from kddad.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+PARENT_FILE = "mlflow_parent.json"
+SUMMARY_METRICS = ("f1", "precision", "recall", "roc_auc", "pr_auc", "threshold_batch.roc_auc")
+#: What a job returns to the sweeper (Optuna maximises it): labelled, but never the test split.
+OBJECTIVE = "threshold_batch.roc_auc"
+
+
+def _config(cfg: DictConfig) -> config.Config:
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    raw.pop("hydra", None)
+    return config.validate(OmegaConf.to_container(OmegaConf.create(raw), resolve=True), source="composed config")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("KDDAD_CACHE", "outputs/cache")).resolve()
+
+
+def run_job(cfg: DictConfig) -> float:
+    """One job: the whole chain; returns the objective (NaN for a failed job, which is recorded)."""
+    from kddad.stages.experiment import run_chain
+    from kddad.stages.model import run_id
+
+    valid = _config(cfg)  # a bad config fails the job at once, naming the key
+    hc = HydraConfig.get()
+    workdir = Path(hc.runtime.output_dir)
+    parent, tags = None, {"overrides": " ".join(hc.overrides.task)}
+    if hc.mode == RunMode.MULTIRUN:
+        sweep_dir = Path(hc.sweep.dir)
+        tags["sweep_id"] = sweep_dir.name
+        tags["job"] = str(hc.job.num)
+        parent_file = sweep_dir / PARENT_FILE
+        if parent_file.is_file():
+            parent = json.loads(parent_file.read_text())["run_id"]
+    try:
+        metrics = run_chain(valid, workdir, cache_dir(), parent_run=parent, run_tags=tags)
+    except Exception as err:  # record it and let the sweep go on
+        log.exception("job failed: %s", tags["overrides"])
+        tracker = Tracker(valid.tracking, Path.cwd())
+        run = run_id(workdir / "models" / "threshold.json") or run_id(workdir / "models" / "mlflow_run.json")
+        if tracker.enabled:
+            run = run or tracker.start(valid, parent=parent, tags=tags)
+            tracker.client.set_tag(run, "error", f"{type(err).__name__}: {err}"[:5000])
+            tracker.finish(run, "FAILED")
+        return math.nan
+    value = metrics
+    for part in OBJECTIVE.split("."):
+        value = value[part]
+    return float(value)
+
+
+def _labels(overrides: list[str]) -> list[str]:
+    """Each job's swept settings (the keys whose values differ between jobs), seed left out."""
+    parsed = [dict(o.split("=", 1) for o in ov.split() if "=" in o) for ov in overrides]
+    keys = sorted({k for p in parsed for k in p})
+    swept = [k for k in keys if len({p.get(k) for p in parsed}) > 1 and k.lstrip("+") != "seed"]
+    return [" ".join(f"{k}={p.get(k, '-')}" for k in swept) or "(one configuration)" for p in parsed]
+
+
+def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
+    """Child runs of ``parent`` grouped over seeds: mean ± std per metric; CSV, Markdown, chart."""
+    import pandas as pd
+
+    exp = tracker.experiment_id()
+    runs = tracker.client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'", max_results=10000)
+    labels = _labels([r.data.tags.get("overrides", "") for r in runs])
+    rows = [{"run_id": r.info.run_id, "status": r.info.status, "configuration": label,
+             "overrides": r.data.tags.get("overrides", ""),
+             **{m: r.data.metrics.get(m, math.nan) for m in SUMMARY_METRICS}} for r, label in zip(runs, labels)]
+    jobs = pd.DataFrame(rows, columns=["run_id", "status", "configuration", "overrides", *SUMMARY_METRICS])
+    out.mkdir(parents=True, exist_ok=True)
+    jobs.to_csv(out / "jobs.csv", index=False)
+    ok = jobs[jobs["status"] == "FINISHED"]
+    grouped = ok.groupby("configuration")[list(SUMMARY_METRICS)].agg(["mean", "std", "count"])
+    summary = pd.DataFrame(index=grouped.index)
+    for m in SUMMARY_METRICS:
+        summary[f"{m}_mean"] = grouped[(m, "mean")]
+        summary[f"{m}_std"] = grouped[(m, "std")].fillna(0.0)
+    summary["seeds"] = grouped[(SUMMARY_METRICS[0], "count")]
+    summary["failed"] = jobs[jobs["status"] != "FINISHED"].groupby("configuration").size().reindex(
+        summary.index, fill_value=0)
+    summary = summary.sort_values("roc_auc_mean", ascending=False)
+    summary.to_csv(out / "summary.csv")
+    lines = ["| configuration | " + " | ".join(SUMMARY_METRICS) + " | seeds |",
+             "|---" * (len(SUMMARY_METRICS) + 2) + "|"]
+    for conf, r in summary.iterrows():
+        cells = [f"{r[f'{m}_mean']:.4f} ± {r[f'{m}_std']:.4f}" for m in SUMMARY_METRICS]
+        lines.append(f"| {conf} | " + " | ".join(cells) + f" | {int(r['seeds'])} |")
+    failed = jobs[jobs["status"] != "FINISHED"]
+    if len(failed):
+        lines += ["", f"{len(failed)} failed job(s): " + "; ".join(failed["configuration"])]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    _chart(summary, out / "summary.png")
+    return summary
+
+
+def _chart(summary: Any, path: Path) -> None:
+    from kddad import figures
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(summary), 1) + 1.5))
+    names = list(summary.index)[::-1]
+    ax.barh(names, summary["roc_auc_mean"][::-1], xerr=summary["roc_auc_std"][::-1], color="#1f77b4")
+    lo = float((summary["roc_auc_mean"] - summary["roc_auc_std"]).min()) if len(summary) else 0.0
+    ax.set_xlim(max(0.0, lo - 0.02), 1.0)
+    ax.set(xlabel="test ROC-AUC (mean ± std over seeds)", title="Sweep summary")
+    figures._save(fig, path)
+
+
+class MlflowSweepCallback(Callback):
+    """Opens the sweep's parent run before the jobs and writes its summary after them."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        valid = _config(config)
+        tracker = Tracker(valid.tracking, Path.cwd())
+        if not tracker.enabled:
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        overrides = " ".join(config.hydra.overrides.task)
+        run = tracker.client.create_run(tracker.experiment_id(), run_name=f"sweep {sweep_dir.name}",
+                                        tags={"sweep_id": sweep_dir.name, "sweep": overrides})
+        (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": tracker.uri}))
+        log.info("sweep %s: MLflow parent run %s", sweep_dir.name, run.info.run_id)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        parent_file = sweep_dir / PARENT_FILE
+        if not parent_file.is_file():
+            return
+        parent = json.loads(parent_file.read_text())["run_id"]
+        tracker = Tracker(_config(config).tracking, Path.cwd())
+        summary = summarise(tracker, parent, sweep_dir / "summary")
+        for name in ("summary.md", "summary.csv", "jobs.csv", "summary.png"):
+            tracker.log_artifact(parent, sweep_dir / "summary" / name, "summary")
+        if len(summary):
+            best = summary.iloc[0]
+            tracker.log_metrics(parent, {"best_roc_auc_mean": best["roc_auc_mean"], "configurations": len(summary)})
+        tracker.finish(parent)
+        log.info("sweep %s summary:\n%s", sweep_dir.name, (sweep_dir / "summary" / "summary.md").read_text())

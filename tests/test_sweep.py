@@ -1,0 +1,60 @@
+"""Real Hydra multirun sweeps of pipelines/experiment.py, checked in a real SQLite MLflow store."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _sweep(tmp_path, mirror, *overrides):
+    env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, str(ROOT / "pipelines" / "experiment.py"), "-m", *overrides,
+           "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+           f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("kddad").experiment_id
+    parents = client.search_runs([exp], "tags.sweep_id != ''", max_results=100)
+    parents = [r for r in parents if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", max_results=100)
+    return client, parent, children, proc
+
+
+def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, mirror):
+    client, parent, children, proc = _sweep(tmp_path, mirror, "model=ae,vae", "seed=0,1",
+                                            "split.threshold.n=10000,900000")
+    assert len(children) == 8
+    failed = [r for r in children if r.info.status == "FAILED"]
+    done = [r for r in children if r.info.status == "FINISHED"]
+    assert len(failed) == 4 and len(done) == 4
+    assert all("split.threshold.n=900000" in r.data.tags["overrides"] for r in failed)
+    assert all("needs" in r.data.tags["error"] and "split.threshold.n" in r.data.tags["error"] for r in failed)
+    assert all("f1" in r.data.metrics and r.data.tags["sweep_id"] == parent.data.tags["sweep_id"] for r in done)
+    # the data were prepared once for the working configuration, reused by its 4 jobs
+    assert len([p for p in (tmp_path / "cache").iterdir() if (p / "DONE.json").is_file()]) == 1
+    summary = (tmp_path / "sweep" / "summary" / "summary.csv").read_text().splitlines()
+    assert len(summary) == 3  # header + 2 configurations (ae, vae) grouped over 2 seeds
+    assert summary[1].split(",")[0].startswith("model=") and summary[1].endswith(",2,0")
+    md = (tmp_path / "sweep" / "summary" / "summary.md").read_text()
+    assert "± " in md and "4 failed job(s)" in md
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    assert {"summary/summary.md", "summary/summary.csv", "summary/jobs.csv", "summary/summary.png"} <= arts
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+
+
+def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, mirror):
+    _, parent, children, _ = _sweep(tmp_path, mirror, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                    "model=ae,vae")
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
+    a, b = sorted(children, key=lambda r: r.info.start_time)
+    assert b.info.start_time < a.info.end_time  # the second started before the first ended
+    assert json.loads((tmp_path / "sweep" / "mlflow_parent.json").read_text())["run_id"] == parent.info.run_id
