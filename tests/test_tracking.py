@@ -19,7 +19,7 @@ from kddad.tracking import Tracker, flatten, resolve_uri
 from conftest import ROOT
 
 FIGURES = {"confusion_matrix.png", "roc.png", "precision_recall.png", "instance_scores.png",
-           "top_outlier_features.png", "training_curve.png"}
+           "top_outlier_features.png", "training_curve.png", "latent_space.png"}
 
 
 def _cfg(mirror, **tracking):
@@ -53,6 +53,7 @@ def test_one_run_spans_the_stages_with_config_metrics_and_artifacts(project):
     assert run.data.params["split.test.n"] == "20000" and run.data.params["model.hidden"] == "[64, 32]"
     assert {"dataset", "features", "model", "score"} <= set(run.data.tags)
     assert run.data.tags["features"] == "all41" and run.data.tags["score"] == "likelihood"
+    assert run.data.tags["architecture"] == "vae 64-32 z8"
     # final metrics equal the metrics file; per-epoch losses from training
     metrics = json.loads((paths.reports / "metrics.json").read_text())
     for key in ("f1", "precision", "recall", "roc_auc", "pr_auc"):
@@ -73,10 +74,24 @@ def test_evaluation_outputs_for_dvc(project):
     assert {"f1", "precision", "recall", "roc_auc", "pr_auc", "test", "heldout_attacks"} <= set(metrics)
     assert metrics["test"]["rows"] == 20000 and metrics["test"]["outliers"] == 2000
     assert set(metrics["test"]["recall_by_category"]) <= {"dos", "probe", "r2l", "u2r"}
-    assert metrics["heldout_attacks"]["outliers"] > 2000  # every held-out attack, not a sample
-    for name in ("roc.csv", "pr.csv", "scores.csv", "confusion.csv"):
+    held = metrics["heldout_attacks"]
+    assert held["outliers"] > 2000  # every held-out attack, not a sample
+    assert set(held["recall_by_category"]) == {"dos", "probe", "r2l", "u2r"}
+    for view in (held, metrics["test"]):
+        assert sum(v["rows"] for v in view["recall_by_category"].values()) == view["outliers"]
+        assert sum(v["rows"] for v in view["recall_by_attack"].values()) == view["outliers"]
+        flagged = sum(round(v["recall"] * v["rows"]) for v in view["recall_by_category"].values())
+        assert flagged == view["confusion"]["tp"]
+    # the DVC confusion plot counts every test row, as metrics.json does
+    import pandas as pd
+    conf = pd.read_csv(paths.reports / "plots" / "confusion.csv")
+    c = metrics["test"]["confusion"]
+    assert ((conf.actual == "normal") & (conf.predicted == "outlier")).sum() == c["fp"]
+    assert ((conf.actual == "outlier") & (conf.predicted == "normal")).sum() == c["fn"]
+    for name in ("roc.csv", "pr.csv", "scores.csv"):
         lines = (paths.reports / "plots" / name).read_text().splitlines()
-        assert 2 < len(lines) <= 5001
+        assert 2 < len(lines) <= 5001  # thinned for the browser
+    assert len((paths.reports / "plots" / "confusion.csv").read_text().splitlines()) == 20001  # every row
     assert {p.name for p in (paths.reports / "figures").glob("*.png")} >= FIGURES
 
 
@@ -96,6 +111,11 @@ def test_a_scoring_only_change_forks_a_run_carrying_the_curve(project):
     assert len(client.get_metric_history(forked, "val_loss")) == 2
     assert "f1" in run.data.metrics
     assert client.get_run(first).data.params["score.samples"] == "10"
+    # evaluate running again alone (a code change, say) is a new execution: a new run, not an overwrite
+    evaluate(changed, paths)
+    runs = client.search_runs([client.get_experiment_by_name("test-sqlite").experiment_id])
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    assert sum(r.data.tags.get("forked_from") == forked for r in runs) == 1
 
 
 def test_relative_sqlite_uri_resolves_against_dvc_root(tmp_path, monkeypatch):

@@ -80,12 +80,14 @@ def top_features(feature_scores: np.ndarray, names: Sequence[str], path: Path, t
     return _save(fig, path)
 
 
-def latent_space(z: np.ndarray, classes: np.ndarray, path: Path) -> Path:
+def latent_space(z: np.ndarray, classes: np.ndarray, path: Path, pca: bool = False) -> Path:
+    """2-D latent codes coloured by class; ``pca``: z was projected onto its two principal axes."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for name in ("normal", "outlier"):
         m = classes == name
         ax.scatter(z[m, 0], z[m, 1], s=3, alpha=0.5, color=COLORS[name], label=name, rasterized=True)
-    ax.set(xlabel="z1", ylabel="z2", title="Latent space (test rows)")
+    axes = ("PC1 of z", "PC2 of z") if pca else ("z1", "z2")
+    ax.set(xlabel=axes[0], ylabel=axes[1], title="Latent space (test rows)" + (", PCA" if pca else ""))
     ax.legend(markerscale=4)
     return _save(fig, path)
 

@@ -42,12 +42,21 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _git_commit(root: Path) -> str | None:
+def _git_commit(root: Path) -> tuple[str | None, bool]:
+    """(HEAD commit, whether tracked files differ from it)."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+        return head, dirty
     except (OSError, subprocess.SubprocessError):
-        return None
+        return None, False
+
+
+def _architecture(cfg: Config) -> str:
+    """e.g. 'vae 64-32 z8': tells presets with the same model name apart."""
+    return f"{cfg.model.name} {'-'.join(map(str, cfg.model.hidden))} z{cfg.model.latent}"
 
 
 class Tracker:
@@ -71,12 +80,13 @@ class Tracker:
         exp = self.client.get_experiment_by_name(self.cfg.experiment)
         if exp is not None:
             return exp.experiment_id
-        local = self.uri.startswith(("sqlite:", "file:", "/"))
         # a local store keeps artifacts beside the database, not in whatever folder the stage ran in
         location = None
-        if local:
-            db = Path(self.uri.split(":///", 1)[-1]) if self.uri.startswith("sqlite:") else Path(self.uri)
-            location = (db.parent / "mlartifacts").resolve().as_uri()
+        if self.uri.startswith(("sqlite:", "file:", "/")):
+            from urllib.parse import urlparse
+
+            store = Path(urlparse(self.uri).path if ":" in self.uri else self.uri)
+            location = (store.parent / "mlartifacts").resolve().as_uri()
         return self.client.create_experiment(self.cfg.experiment, artifact_location=location)
 
     def params(self, cfg: Config) -> dict[str, str]:
@@ -84,10 +94,11 @@ class Tracker:
 
     def tags(self, cfg: Config) -> dict[str, str]:
         tags = {"dataset": cfg.dataset.name, "features": cfg.features.name, "model": cfg.model.name,
-                "score": cfg.score.name, "split": cfg.split.protocol}
-        commit = _git_commit(self.root)
+                "architecture": _architecture(cfg), "score": cfg.score.name, "split": cfg.split.protocol}
+        commit, dirty = _git_commit(self.root)
         if commit:
             tags["mlflow.source.git.commit"] = commit
+            tags["git_dirty"] = str(dirty).lower()
         if os.environ.get("DVC_EXP_NAME"):
             tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
         return tags
@@ -105,7 +116,7 @@ class Tracker:
         if parent:
             all_tags["mlflow.parentRunId"] = parent
         run = self.client.create_run(self.experiment_id(), tags=all_tags,
-                                     run_name=f"{cfg.features.name}-{cfg.model.name}-{cfg.score.name}")
+                                     run_name=f"{cfg.features.name} {_architecture(cfg)} {cfg.score.name}")
         run_id = run.info.run_id
         params = [Param(k, v) for k, v in self.params(cfg).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params a call
@@ -113,8 +124,14 @@ class Tracker:
         log.info("MLflow run %s in %s (experiment %r)", run_id, self.uri, self.cfg.experiment)
         return run_id
 
-    def resume(self, run_id: str | None, cfg: Config) -> str | None:
-        """Reopen ``run_id`` if it was made with ``cfg``; else fork a new run carrying its curve."""
+    def resume(self, run_id: str | None, cfg: Config, logs: str) -> str | None:
+        """Reopen ``run_id`` for a later stage that logs metric ``logs``, or fork a new run.
+
+        Forks (a new run carrying the training curve, tagged ``forked_from``) when the run was made
+        with other settings (MLflow params cannot change), already holds ``logs`` (the stage runs
+        again: a new execution), or belongs to another DVC experiment (DVC restored this stage's
+        inputs from its run cache).
+        """
         if not self.enabled:
             return None
         if run_id:
@@ -123,10 +140,13 @@ class Tracker:
             except Exception as err:  # the store was moved or wiped: start afresh
                 log.warning("MLflow run %s not found in %s (%s); starting a new run", run_id, self.uri, err)
                 return self.start(cfg)
-            if run.data.params == self.params(cfg):
+            same_exp = run.data.tags.get("dvc_experiment") == os.environ.get("DVC_EXP_NAME")
+            if run.data.params == self.params(cfg) and logs not in run.data.metrics and same_exp:
                 self.client.update_run(run_id, status="RUNNING")
                 return run_id
-        new = self.start(cfg)
+        parent = run.data.tags.get("mlflow.parentRunId") if run_id else None
+        extra = {k: v for k, v in run.data.tags.items() if k in ("sweep_id", "overrides", "job")} if run_id else {}
+        new = self.start(cfg, parent=parent, tags=extra)
         if run_id and new:
             self.client.set_tag(new, "forked_from", run_id)
             from mlflow.entities import Metric

@@ -32,12 +32,12 @@ PLOT_ROWS = 5000  # DVC renders plots in the browser: keep its files small
 def _plots(out: Path, y: np.ndarray, scores: np.ndarray, threshold: float, frame: pd.DataFrame) -> None:
     thin(roc_points(y, scores), PLOT_ROWS).to_csv(out / "roc.csv", index=False)
     thin(pr_points(y, scores), PLOT_ROWS).to_csv(out / "pr.csv", index=False)
+    # every test row: the plot's counts must equal metrics.json's (two short columns, no thinning)
+    pd.DataFrame({"actual": class_names(y), "predicted": class_names(scores > threshold)}).to_csv(
+        out / "confusion.csv", index=False)
     rows = pd.DataFrame({"row": frame[schema.ROW], "score": scores, "class": class_names(y),
                          "category": frame[schema.CATEGORY], "label": frame[schema.LABEL]})
-    rows = thin(rows.reset_index().rename(columns={"index": "test_row"}), PLOT_ROWS)
-    rows.to_csv(out / "scores.csv", index=False)
-    conf = pd.DataFrame({"actual": rows["class"], "predicted": class_names(rows["score"] > threshold)})
-    conf.to_csv(out / "confusion.csv", index=False)
+    thin(rows.reset_index().rename(columns={"index": "test_row"}), PLOT_ROWS).to_csv(out / "scores.csv", index=False)
 
 
 def _figures(out: Path, det: Detector, X: np.ndarray, y: np.ndarray, scores: np.ndarray, feat: np.ndarray,
@@ -53,16 +53,23 @@ def _figures(out: Path, det: Detector, X: np.ndarray, y: np.ndarray, scores: np.
     top = np.argsort(scores)[::-1][:50]
     names = det.encoder.feature_names if det.encoder is not None else [f"f{i}" for i in range(X.shape[1])]
     figures.top_features(feat[top], names, out / "top_outlier_features.png", top_rows=len(top))
-    if det.model.latent == 2:
-        keep = np.random.default_rng(0).permutation(len(X))[:PLOT_ROWS]
-        figures.latent_space(det.latent(X[keep]), classes[keep], out / "latent_space.png")
+    keep = np.random.default_rng(0).permutation(len(X))[:PLOT_ROWS]
+    z = det.latent(X[keep])
+    if z.shape[1] > 2:  # project onto the two principal axes of the latent codes
+        centred = z - z.mean(0)
+        z = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+    figures.latent_space(z, classes[keep], out / "latent_space.png", pca=det.model.latent > 2)
     if det.history:
         figures.loss_curves(det.history, out / "training_curve.png")
 
 
 def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     """Score the test set at the threshold; also all held-out attacks; write metrics, plots, figures."""
-    det = Detector.load(paths.detector).set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
+    det = Detector.load(paths.detector)
+    if det.score_cfg.name != cfg.score.name:
+        raise DataError(f"{paths.detector}: trained for score {det.score_cfg.name!r}, params ask for "
+                        f"{cfg.score.name!r}; re-run the train stage")
+    det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
     try:
         thr_info = json.loads(paths.threshold.read_text(encoding="utf-8"))
     except OSError:
@@ -96,19 +103,29 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
         _figures(tmp, det, X, y, scores, feat, m, threshold)
 
     tracker = Tracker(cfg.tracking, paths.root)
-    run = tracker.resume(run_id(paths.threshold), cfg)
-    if run:
-        tracker.log_metrics(run, metrics)
-        tracker.log_artifact(run, paths.reports / "metrics.json")
-        tracker.log_artifact(run, paths.threshold)
-        with tempfile.TemporaryDirectory() as tmp:
-            config_file = Path(tmp) / "config.yaml"
-            config_file.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
-            tracker.log_artifact(run, config_file)
-        for png in sorted((paths.reports / "figures").glob("*.png")):
-            tracker.log_artifact(run, png, "figures")
-        tracker.finish(run)
+    run = tracker.resume(run_id(paths.threshold), cfg, logs="f1")
+    try:
+        _track(tracker, run, metrics, cfg, paths)
+    except BaseException:
+        tracker.finish(run, "FAILED")
+        raise
+    tracker.finish(run)
     log.info("evaluate: F1 %.4f, precision %.4f, recall %.4f, ROC-AUC %.5f, PR-AUC %.5f on %d test rows "
              "(held-out attacks: recall %.4f of %d)", m["f1"], m["precision"], m["recall"], m["roc_auc"],
              m["pr_auc"], m["rows"], held["recall"], held["outliers"])
     return metrics
+
+
+def _track(tracker: Tracker, run: str | None, metrics: dict, cfg: Config, paths: Paths) -> None:
+    """Metrics, figures, metrics.json, threshold.json and the config into the run."""
+    if not run:
+        return
+    tracker.log_metrics(run, metrics)
+    tracker.log_artifact(run, paths.reports / "metrics.json")
+    tracker.log_artifact(run, paths.threshold)
+    with tempfile.TemporaryDirectory() as tmp:
+        config_file = Path(tmp) / "config.yaml"
+        config_file.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+        tracker.log_artifact(run, config_file)
+    for png in sorted((paths.reports / "figures").glob("*.png")):
+        tracker.log_artifact(run, png, "figures")

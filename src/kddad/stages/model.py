@@ -101,11 +101,15 @@ def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
             "flagged_outliers": int((flagged & (y == 1)).sum()),
             "score": det.score_cfg.model_dump()}
     tracker = Tracker(cfg.tracking, paths.root)
-    run = tracker.resume(run_id(paths.run), cfg)
+    run = tracker.resume(run_id(paths.run), cfg, logs="threshold")
     info["mlflow_run_id"] = run
     write_json(paths.threshold, info)
-    tracker.log_metrics(run, {"threshold": value})
-    tracker.log_artifact(run, paths.threshold)
+    try:
+        tracker.log_metrics(run, {"threshold": value})
+        tracker.log_artifact(run, paths.threshold)
+    except BaseException:
+        tracker.finish(run, "FAILED")
+        raise
     tracker.finish(run)
     log.info("threshold: %.6g (%s on %s, %d of %d rows flagged)", value, t.method, split, info["flagged"], len(X))
     return info
