@@ -107,3 +107,13 @@ def test_stage_driver_stops_on_a_bad_config_before_any_work(tmp_path):
 def test_missing_params_file_names_it(tmp_path):
     with pytest.raises(ConfigError, match="make params"):
         config.load(tmp_path / "params.yaml")
+
+
+def test_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.gpus_per_node == 1 and launcher.timeout_min == 60

@@ -58,3 +58,12 @@ def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, mirror):
     a, b = sorted(children, key=lambda r: r.info.start_time)
     assert b.info.start_time < a.info.end_time  # the second started before the first ended
     assert json.loads((tmp_path / "sweep" / "mlflow_parent.json").read_text())["run_id"] == parent.info.run_id
+
+
+def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path, mirror):
+    _, parent, children, _ = _sweep(tmp_path, mirror, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
+                                    "hydra.launcher.timeout_min=15", "seed=0,1")
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
+    assert {r.data.tags["overrides"].split("seed=")[1].split()[0] for r in children} == {"0", "1"}
+    # submitit's own records of the two jobs (its local executor, the stand-in for SLURM)
+    assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 2
