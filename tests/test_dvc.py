@@ -108,3 +108,30 @@ def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     f1s = [run["data"]["metrics"]["reports/metrics.json"]["data"]["f1"] for e in exps for run in e["revs"]]
     assert len(f1s) == 6 and all(0 <= f <= 1 for f in f1s)  # a comparable row per experiment
     assert dropped == [0] * (len(dropped) - 1) + [494021 - 145586]  # only the dedupe experiment
+
+
+def test_queued_experiments_land_in_the_same_mlflow_store(repo):
+    """`dvc exp run --queue` runs each experiment in a temporary copy; DVC_ROOT leads it home."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    path, env = repo
+    dvc = [sys.executable, "-m", "dvc"]
+    client = MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
+    exp_id = client.get_experiment_by_name("kddad").experiment_id
+    before = {r.info.run_id for r in client.search_runs([exp_id])}
+    _run([*dvc, "exp", "run", "--queue", "-S", "model=ae,alibi_vae", "-S", "early_stopping.patience=1"], path, env)
+    _run([*dvc, "queue", "start"], path, env)
+    deadline = time.time() + 480
+    while time.time() < deadline:
+        status = _run([*dvc, "queue", "status"], path, env, stdout_only=True)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    new = [r for r in client.search_runs([exp_id]) if r.info.run_id not in before]
+    assert len(new) == 2 and all(r.info.status == "FINISHED" and "f1" in r.data.metrics for r in new)
+    assert {r.data.tags["architecture"] for r in new} == {"ae 64-32 z8", "vae 20-15-7 z2"}
+    assert all(r.data.tags.get("dvc_experiment") for r in new)
+    assert all(r.info.artifact_uri.startswith((path / "mlartifacts").resolve().as_uri()) for r in new)
