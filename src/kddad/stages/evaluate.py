@@ -20,7 +20,7 @@ from kddad.evaluation import class_names, detection_metrics, pr_points, roc_poin
 from kddad.io import atomic_dir, write_json
 from kddad.paths import Paths
 from kddad.stages.data import load_split
-from kddad.stages.model import load_features, run_id
+from kddad.stages.model import load_features, run_id, trained_detector
 from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,7 @@ def _figures(out: Path, det: Detector, X: np.ndarray, y: np.ndarray, scores: np.
 
 def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     """Score the test set at the threshold; also all held-out attacks; write metrics, plots, figures."""
-    det = Detector.load(paths.detector)
-    if det.score_cfg.name != cfg.score.name:
-        raise DataError(f"{paths.detector}: trained for score {det.score_cfg.name!r}, params ask for "
-                        f"{cfg.score.name!r}; re-run the train stage")
-    det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
+    det = trained_detector(cfg, paths)
     try:
         thr_info = json.loads(paths.threshold.read_text(encoding="utf-8"))
     except OSError:

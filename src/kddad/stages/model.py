@@ -77,13 +77,18 @@ def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None, pa
     return det
 
 
-def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
-    """Set the threshold: a percentile of the labelled threshold batch, or a target FPR on val normals."""
+def trained_detector(cfg: Config, paths: Paths) -> Detector:
+    """The train stage's detector with ``cfg``'s scoring-only settings; refuses a score-type mismatch."""
     det = Detector.load(paths.detector)
     if det.score_cfg.name != cfg.score.name:
         raise DataError(f"{paths.detector}: trained for score {det.score_cfg.name!r}, params ask for "
                         f"{cfg.score.name!r}; re-run the train stage")
-    det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
+    return det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
+
+
+def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
+    """Set the threshold: a percentile of the labelled threshold batch, or a target FPR on val normals."""
+    det = trained_detector(cfg, paths)
     t = cfg.threshold
     if t.method == "percentile":
         split = "threshold"
