@@ -15,7 +15,6 @@ import platform
 import time
 import warnings
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
@@ -67,7 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    _, paths = prepared()
+    _, paths = prepared(["features=alibi18", "scaling=standard"])  # as documented, whatever the default
     X = torch.from_numpy(load_features("train", paths)[0])
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), Lightning {pl.__version__}")

@@ -1,6 +1,5 @@
 import functools
 import http.server
-import shutil
 import threading
 
 import pytest

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from kddad.data import schema
 
 ATTACK_CATEGORIES = ("dos", "probe", "r2l", "u2r")
 

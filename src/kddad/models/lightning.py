@@ -76,10 +76,11 @@ class ReconstructionModule(pl.LightningModule):
                                    recon_std=self.recon_std)
 
     def on_train_epoch_start(self) -> None:
-        self._epoch = {"sum": torch.zeros((), device=self.device), "rows": 0}
+        # the LightningOptimizer once an epoch, not a lookup every step
+        self._epoch = {"sum": torch.zeros((), device=self.device), "rows": 0, "opt": self.optimizers()}
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        opt = self.optimizers()
+        opt = self._epoch["opt"]
         loss = self.loss(batch)
         opt.zero_grad()
         self.manual_backward(loss)
