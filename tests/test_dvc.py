@@ -91,12 +91,17 @@ def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     assert _ran(_run([*dvc, "exp", "run", "-S", "score.samples=3"], path, env)) == {"threshold", "evaluate"}
     assert json.loads((path / "models/threshold.json").read_text())["score"]["samples"] == 3
     assert _ran(_run([*dvc, "exp", "run", "-S", "model=alibi_vae", "-S", "score=mse"], path, env)) == MODEL
+    # a scikit-learn baseline runs through the same stages (no training curve: plots still render)
+    assert _ran(_run([*dvc, "exp", "run", "-S", "model=iforest"], path, env)) == MODEL
+    assert (path / "models/detector/baseline.skops").is_file()
+    plots = json.loads(_run([*dvc, "plots", "show", "--json"], path, env, stdout_only=True))
+    assert not plots.get("errors") and "reports/plots/roc.csv" in str(plots["data"])
     # every pipeline execution is one run in the same store at the repo root, tagged with its experiment
     from mlflow.tracking import MlflowClient
     client = MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("kddad").experiment_id])
-    assert len(runs) == 7  # repro, then six experiments (the scoring-only one forks a run)
-    assert sum("dvc_experiment" in r.data.tags for r in runs) == 6
+    assert len(runs) == 8  # repro, then seven experiments (the scoring-only one forks a run)
+    assert sum("dvc_experiment" in r.data.tags for r in runs) == 7
     assert all("f1" in r.data.metrics and r.info.status == "FINISHED" for r in runs)
     history = set(_run(["git", "log", "--format=%H"], path, env, stdout_only=True).split())
     assert all(r.data.tags["mlflow.source.git.commit"] in history for r in runs)  # the commit each ran at
@@ -106,7 +111,7 @@ def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     dropped = sorted(run["data"]["metrics"]["reports/split.json"]["data"]["duplicates_dropped"]
                      for e in exps for run in e["revs"])
     f1s = [run["data"]["metrics"]["reports/metrics.json"]["data"]["f1"] for e in exps for run in e["revs"]]
-    assert len(f1s) == 6 and all(0 <= f <= 1 for f in f1s)  # a comparable row per experiment
+    assert len(f1s) == 7 and all(0 <= f <= 1 for f in f1s)  # a comparable row per experiment
     assert dropped == [0] * (len(dropped) - 1) + [494021 - 145586]  # only the dedupe experiment
 
 

@@ -13,9 +13,9 @@ import argparse
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from kddad.data import schema
 from kddad.errors import ConfigError
@@ -142,7 +142,9 @@ class ScalingConfig(_Strict):
     log1p: bool = False
 
 
-class ModelConfig(_Strict):
+class NetworkConfig(_Strict):
+    """A Lightning-trained autoencoder (``ae``) or variational autoencoder (``vae``)."""
+
     name: Literal["ae", "vae"]
     hidden: list[PosInt]
     latent: PosInt
@@ -156,10 +158,55 @@ class ModelConfig(_Strict):
     batch_size: PosInt = 128
 
     @model_validator(mode="after")
-    def _shape(self) -> "ModelConfig":
+    def _shape(self) -> "NetworkConfig":
         if not self.hidden:
             raise ValueError("model.hidden: list at least one hidden layer size")
         return self
+
+
+def _count_or_fraction(v: float, expected: str, one_is_fraction: bool = False) -> int | float:
+    """A whole number ≥ 1 is a count (returned as int); a value in (0, 1) is a fraction."""
+    if 0 < v < 1 or (one_is_fraction and v == 1):
+        return float(v)
+    if v >= 1 and float(v).is_integer():
+        return int(v)
+    raise ValueError(f"expected {expected}")
+
+
+class IForestConfig(_Strict):
+    """scikit-learn's IsolationForest, a baseline: its own anomaly score, no feature scores."""
+
+    name: Literal["iforest"]
+    n_estimators: PosInt = 100
+    max_samples: float | Literal["auto"] = "auto"  # rows per tree: a count, a fraction ≤ 1, or "auto" (256)
+    max_features: Annotated[float, Field(gt=0, le=1)] = 1.0
+    n_jobs: int | None = None
+
+    @field_validator("max_samples")
+    @classmethod
+    def _samples(cls, v: float | str) -> float | str:
+        return v if v == "auto" else _count_or_fraction(v, '"auto", a row count (1, 2, …) or a fraction in (0, 1]',
+                                                        one_is_fraction=True)
+
+
+class PCAConfig(_Strict):
+    """Principal component analysis, a baseline: the linear autoencoder, scored like the others."""
+
+    name: Literal["pca"]
+    n_components: float = 8  # a count of components, or a fraction < 1 of the variance to keep
+    whiten: bool = False
+
+    @field_validator("n_components")
+    @classmethod
+    def _components(cls, v: float) -> float:
+        return _count_or_fraction(v, "a count of components (1, 2, …) or a fraction of variance in (0, 1)")
+
+
+#: ``model.name`` picks the kind: ae | vae (networks), iforest | pca (scikit-learn baselines)
+ModelConfig = Annotated[Union[NetworkConfig, IForestConfig, PCAConfig], Field(discriminator="name")]
+MODEL_ADAPTER: TypeAdapter = TypeAdapter(ModelConfig)
+NETWORKS = ("ae", "vae")
+BASELINES = ("iforest", "pca")
 
 
 class ScoreConfig(_Strict):
@@ -237,7 +284,10 @@ class Config(_Strict):
 def _describe(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration:"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = list(e["loc"])
+        if len(loc) > 1 and loc[0] == "model" and loc[1] in (*NETWORKS, *BASELINES):
+            del loc[1]  # pydantic names the union member: model.vae.latent → model.latent
+        key = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not in the schema; check its spelling)"
         elif e["type"] == "missing":

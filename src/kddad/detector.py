@@ -3,12 +3,14 @@
 In the spirit of alibi-detect and PyOD, usable without DVC or Hydra::
 
     det = Detector(model={"name": "vae", "hidden": [20, 15, 7], "latent": 2}, score={"name": "mse"})
+    # or a scikit-learn baseline: model={"name": "pca", "n_components": 8} / {"name": "iforest"}
     det.fit(X_normal)                       # arrays, or DataFrames if an encoder is given
     det.infer_threshold(X_batch, perc_outlier=5)
     pred = det.predict(X_new)               # instance_score, feature_score, is_outlier
     det.save("models/detector"); det = Detector.load("models/detector")
 
-Saved as JSON plus a torch state dict loaded with ``weights_only=True``: nothing is unpickled.
+Saved as JSON plus a torch state dict loaded with ``weights_only=True`` (baselines: a skops file
+whose trees are bounds-checked): nothing is unpickled.
 """
 from __future__ import annotations
 
@@ -23,11 +25,12 @@ import pandas as pd
 import torch
 
 from kddad import __version__
-from kddad.config import EarlyStoppingConfig, ModelConfig, ScoreConfig, TrainerConfig
+from kddad.config import MODEL_ADAPTER, NETWORKS, EarlyStoppingConfig, ModelConfig, ScoreConfig, TrainerConfig
 from kddad.errors import KddadError
 from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_dir, write_json
 from kddad.models import lightning
+from kddad.models.baselines import Baseline
 from kddad.models.networks import build_network
 from kddad.scores import likelihood_scores, mse_scores
 
@@ -52,13 +55,16 @@ class Prediction:
 
 
 def _cfg(cls, value, **defaults):
+    if cls is ModelConfig:
+        return value if hasattr(value, "model_dump") else MODEL_ADAPTER.validate_python(dict(value))
     if isinstance(value, cls):
         return value
     return cls.model_validate({**defaults, **dict(value or {})})
 
 
 class Detector:
-    """Autoencoder (``ae``) or variational autoencoder (``vae``) outlier detector."""
+    """Autoencoder (``ae``) or variational autoencoder (``vae``) outlier detector, or a scikit-learn
+    baseline (``iforest``, ``pca``) behind the same calls."""
 
     def __init__(self, model: ModelConfig | Mapping[str, Any], score: ScoreConfig | Mapping[str, Any] | None = None,
                  trainer: TrainerConfig | Mapping[str, Any] | None = None,
@@ -70,10 +76,24 @@ class Detector:
         self.early_stopping = _cfg(EarlyStoppingConfig, early_stopping)
         self.encoder, self.seed = encoder, seed
         self.network: torch.nn.Module | None = None
+        self.baseline: Baseline | None = None
         self.n_features: int | None = None
         self.threshold: float | None = None
         self.threshold_info: dict[str, Any] = {}
         self.history: list[dict[str, float]] = []
+
+    @property
+    def is_network(self) -> bool:
+        """Trained by Lightning (ae, vae), as opposed to a scikit-learn baseline."""
+        return self.model.name in NETWORKS
+
+    @property
+    def has_feature_scores(self) -> bool:
+        return self.is_network or Baseline(self.model).has_feature_scores
+
+    @property
+    def has_latent(self) -> bool:
+        return self.is_network or Baseline(self.model).has_latent
 
     # -- data -------------------------------------------------------------------------------
     def _array(self, X: np.ndarray | pd.DataFrame, what: str = "X") -> np.ndarray:
@@ -111,6 +131,14 @@ class Detector:
             n_val = max(1, int(len(X) * val_frac))
             X, X_val = X[perm[n_val:]], X[perm[:n_val]]
         X_val = self._array(X_val, "X_val")
+        self.threshold, self.threshold_info = None, {}
+        if not self.is_network:
+            self.baseline = Baseline(self.model, self.seed)
+            if not self.has_feature_scores:
+                log.info("%s scores with its own anomaly score: the score settings (%s) do not apply",
+                         self.model.name, self.score_cfg.name)
+            self.history = self.baseline.fit(X, X_val, self.score_cfg)
+            return self
         torch.manual_seed(self.seed)
         self.network = self._build()
         m = self.model
@@ -126,7 +154,7 @@ class Detector:
     # -- score ------------------------------------------------------------------------------
     @property
     def _net(self) -> torch.nn.Module:
-        if self.network is None:
+        if self.network is None and self.baseline is None:
             raise DetectorError("the detector is not fitted: call fit() or Detector.load() first")
         return self.network
 
@@ -141,9 +169,12 @@ class Detector:
     @torch.no_grad()
     def score(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """(instance scores (n,), feature scores (n, features)); reproducible for a given seed."""
-        net = self._net.eval()
+        net = self._net
         X = self._array(X)
         s = self.score_cfg
+        if not self.is_network:
+            return self.baseline.score(X, s)
+        net.eval()
         samples = s.samples if net.variational else 1
         device = next(net.parameters()).device
         inst, feat = [], []
@@ -161,8 +192,11 @@ class Detector:
 
     @torch.no_grad()
     def latent(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> np.ndarray:
-        """Latent codes (the posterior mean for a VAE), e.g. for a 2-D latent-space plot."""
-        net = self._net.eval()
+        """Latent codes (the posterior mean for a VAE; PCA's components), e.g. for a latent-space plot."""
+        net = self._net
+        if not self.is_network:
+            return self.baseline.latent(self._array(X))
+        net.eval()
         X = torch.from_numpy(self._array(X))
         return torch.cat([net.encode(xb) for xb in lightning.TensorBatches(X, batch_size)]).numpy()
 
@@ -197,7 +231,10 @@ class Detector:
         net = self._net
         path = Path(path)
         with atomic_dir(path) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp / _WEIGHTS)
+            if self.is_network:
+                torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp / _WEIGHTS)
+            else:
+                self.baseline.save(tmp)
             write_json(tmp / _META, {
                 "format": FORMAT, "kddad_version": __version__, "n_features": self.n_features, "seed": self.seed,
                 "model": self.model.model_dump(), "score": self.score_cfg.model_dump(),
@@ -226,6 +263,14 @@ class Detector:
         except (OSError, ValueError, KeyError, TypeError) as err:  # ValidationError is a ValueError
             raise DetectorError(f"{path / _META}: not a valid detector description ({type(err).__name__}: "
                                 f"{str(err).splitlines()[0]})") from None
+        if not det.is_network:
+            try:
+                det.baseline = Baseline(det.model, det.seed).load(path, det.n_features)
+            except KddadError as err:
+                raise DetectorError(str(err)) from None
+            if threshold is not None:
+                det._apply_threshold_file(Path(threshold))
+            return det
         try:
             state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
         except Exception as err:  # UnpicklingError for anything that is not plain tensors

@@ -55,8 +55,13 @@ def _git_commit(root: Path) -> tuple[str | None, bool]:
 
 
 def _architecture(cfg: Config) -> str:
-    """e.g. 'vae 64-32 z8': tells presets with the same model name apart."""
-    return f"{cfg.model.name} {'-'.join(map(str, cfg.model.hidden))} z{cfg.model.latent}"
+    """e.g. 'vae 64-32 z8', 'pca k8', 'iforest 100 trees': tells presets with the same model name apart."""
+    m = cfg.model
+    if m.name == "iforest":
+        return f"iforest {m.n_estimators} trees"
+    if m.name == "pca":
+        return f"pca k{m.n_components}"
+    return f"{m.name} {'-'.join(map(str, m.hidden))} z{m.latent}"
 
 
 class Tracker:

@@ -50,15 +50,18 @@ def _figures(out: Path, det: Detector, X: np.ndarray, y: np.ndarray, scores: np.
     figures.precision_recall(pr["recall"].to_numpy(), pr["precision"].to_numpy(), m["pr_auc"], y.mean(),
                              out / "precision_recall.png")
     figures.instance_scores(scores, classes, threshold, out / "instance_scores.png")
-    top = np.argsort(scores)[::-1][:50]
-    names = det.encoder.feature_names if det.encoder is not None else [f"f{i}" for i in range(X.shape[1])]
-    figures.top_features(feat[top], names, out / "top_outlier_features.png", top_rows=len(top))
-    keep = np.random.default_rng(0).permutation(len(X))[:PLOT_ROWS]
-    z = det.latent(X[keep])
-    if z.shape[1] > 2:  # project onto the two principal axes of the latent codes
-        centred = z - z.mean(0)
-        z = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
-    figures.latent_space(z, classes[keep], out / "latent_space.png", pca=det.model.latent > 2)
+    if det.has_feature_scores:
+        top = np.argsort(scores)[::-1][:50]
+        names = det.encoder.feature_names if det.encoder is not None else [f"f{i}" for i in range(X.shape[1])]
+        figures.top_features(feat[top], names, out / "top_outlier_features.png", top_rows=len(top))
+    if det.has_latent:
+        keep = np.random.default_rng(0).permutation(len(X))[:PLOT_ROWS]
+        z = det.latent(X[keep])
+        projected = z.shape[1] > 2
+        if projected:  # project onto the two principal axes of the latent codes
+            centred = z - z.mean(0)
+            z = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+        figures.latent_space(z, classes[keep], out / "latent_space.png", pca=projected)
     if det.history:
         figures.loss_curves(det.history, out / "training_curve.png")
 

@@ -63,7 +63,12 @@ def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None, pa
     tracker = Tracker(cfg.tracking, paths.root)
     run = tracker.start(cfg, parent=parent_run, tags=run_tags)
     try:
-        det.fit(X, X_val, logger=tracker.lightning_logger(run), callbacks=callbacks)
+        if det.is_network:
+            det.fit(X, X_val, logger=tracker.lightning_logger(run), callbacks=callbacks)
+        else:  # a scikit-learn baseline: no Lightning, its one-row history is logged here
+            det.fit(X, X_val)
+            for row in det.history:
+                tracker.log_metrics(run, {k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
     except BaseException:
         tracker.finish(run, "FAILED")
         raise
@@ -73,7 +78,8 @@ def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None, pa
     tracker.finish(run)
     last = det.history[-1] if det.history else {}
     log.info("train: %s + %s on %d rows × %d features, %d epochs, last val_loss %.4g", cfg.model.name,
-             cfg.score.name, *X.shape, len(det.history), last.get("val_loss", float("nan")))
+             cfg.score.name if det.has_feature_scores else "its own score", *X.shape, len(det.history),
+             last.get("val_loss", float("nan")))
     return det
 
 
