@@ -90,3 +90,53 @@ def test_alibi_example_preset_reproduces_the_leaky_protocol(kdd):
     assert not frames["test"]["row"].duplicated().any()  # a 1,000-row batch: without
     assert report["test_normals_identical_to_train_frac"] > 0.95
     assert report["identical_to_train"]["on_group_by"]["test"] > 850
+
+
+def _preset(name: str) -> SplitConfig:
+    raw = yaml.safe_load((ROOT / "conf" / "split" / f"{name}.yaml").read_text())
+    raw["seed"] = 7  # the presets follow the top-level seed (${seed})
+    return SplitConfig.model_validate(raw)
+
+
+def test_dagmm_protocol_flips_the_classes_and_halves_the_rows(kdd):
+    frames, report = split(kdd, _preset("dagmm"))
+    test, train, val = frames["test"], frames["train"], frames["val"]
+    # normal traffic is the anomaly class; attack rows are the inliers that train
+    assert (test["is_outlier"] == (test["label"] == "normal")).all()
+    assert (train["label"] != "normal").all() and (val["label"] != "normal").all()
+    assert train["is_outlier"].sum() == 0
+    # two disjoint halves of every row; the training half's inliers all train (less val)
+    assert len(test) == len(kdd) - round(len(kdd) / 2)
+    assert not set(test["row"]) & set(train["row"]) and not set(val["row"]) & set(train["row"])
+    train_half_inliers = (kdd["label"] != "normal").sum() - (test["label"] != "normal").sum()
+    assert len(train) + len(val) == train_half_inliers and len(val) == round(0.1 * train_half_inliers)
+    # the threshold batch is the test set (the papers' top-20%-of-test-scores rule)
+    assert frames["threshold"]["row"].tolist() == test["row"].tolist() and report["threshold_is_test"]
+    assert 0.18 < test["is_outlier"].mean() < 0.22
+    assert set(frames["attacks"]["row"]) == set(test.loc[test["is_outlier"] == 1, "row"])
+    # rows are split one by one: the report owns up to duplicates across the halves
+    assert report["test_normals_identical_to_train_frac"] > 0.5
+
+
+def test_kddrev_protocol_draws_attacks_at_one_in_five(kdd):
+    frames, report = split(kdd, _preset("kddrev"))
+    n_normal = int((kdd["label"] == "normal").sum())
+    assert report["anomaly_rows_used"] == n_normal // 4 == 24319
+    test, train = frames["test"], frames["train"]
+    assert (test["is_outlier"] == (test["label"] != "normal")).all() and (train["label"] == "normal").all()
+    assert len(test) == (n_normal + 24319) - round((n_normal + 24319) / 2)
+    assert 0.18 < test["is_outlier"].mean() < 0.22
+    # another seed: other attack rows, other halves
+    other, _ = split(kdd, _preset("kddrev").model_copy(update={"seed": 8}))
+    assert set(other["test"]["row"]) != set(test["row"])
+
+
+@pytest.mark.parametrize("change, key", [({"test": {"n": 1000}}, "split.test.n"),
+                                         ({"threshold": {"n": None, "perc_outlier": 0}}, "split.threshold.perc_outlier"),
+                                         ({"protocol": "grouped"}, "split.inlier")])
+def test_dagmm_settings_that_cannot_apply_are_refused(change, key):
+    raw = yaml.safe_load((ROOT / "conf" / "split" / "dagmm.yaml").read_text())
+    raw["seed"] = 0
+    raw.update(change)
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        SplitConfig.model_validate(raw)

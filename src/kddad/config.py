@@ -84,12 +84,17 @@ class PoolsConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    protocol: Literal["grouped", "alibi_example"] = "grouped"
+    """How rows become train / val / threshold / test (see :mod:`kddad.data.split`)."""
+
+    protocol: Literal["grouped", "alibi_example", "dagmm"] = "grouped"
     seed: NonNegInt = 0
     dedupe: bool = False
     group_by: str | list[str] = "alibi18"
     pools: PoolsConfig = PoolsConfig()
     val_frac: Fraction = 0.1
+    inlier: Literal["normal", "attack"] = "normal"  # the class trained on; dagmm's KDDCUP: attack
+    outlier_frac: Fraction | None = None  # dagmm: subsample the anomaly class to this share of all rows
+    train_frac: Fraction = 0.5  # dagmm: the random share of rows whose inliers train
     train: BatchConfig = BatchConfig()
     val: BatchConfig = BatchConfig()
     threshold: BatchConfig = BatchConfig(n=10000, perc_outlier=5)
@@ -108,6 +113,24 @@ class SplitConfig(_Strict):
         if v.perc_outlier:
             raise ValueError("train and val hold normal rows only: perc_outlier must be 0")
         return v
+
+    @model_validator(mode="after")
+    def _protocol_settings(self) -> "SplitConfig":
+        if self.protocol != "dagmm":
+            if self.inlier != "normal" or self.outlier_frac is not None:
+                raise ValueError(f"split.inlier / split.outlier_frac: used by protocol dagmm only; protocol "
+                                 f"{self.protocol} trains on normal traffic with the data's own attack share")
+            return self
+        for name in ("train", "val", "threshold", "test"):
+            if getattr(self, name).n is not None:
+                raise ValueError(f"split.{name}.n: protocol dagmm takes whole halves, not batches of n rows; "
+                                 "leave it null")
+        if self.test.perc_outlier:
+            raise ValueError("split.test.perc_outlier: protocol dagmm tests on the other half as it is; leave it 0")
+        if not self.threshold.perc_outlier:
+            raise ValueError("split.threshold.perc_outlier: protocol dagmm flags this share of the test scores "
+                             "(the papers' 20); expected a value > 0")
+        return self
 
     @property
     def group_columns(self) -> tuple[str, ...]:

@@ -6,6 +6,15 @@ val, normal rows only). The labelled batches are drawn without replacement from 
 
 ``alibi_example`` (reference only, leaks): alibi-detect's ``create_outlier_batch`` sampling,
 every batch drawn from the same rows, so evaluation rows repeat training rows.
+
+``dagmm`` (for comparison with published tables): the protocol of DAGMM (Zong et al., 2018),
+followed by GOAD and NeuTraL AD. A random half of the rows is the training half, and only its
+inlier rows train (less ``val_frac`` of them for early stopping); the other half is the test
+set, and the threshold flags the top ``threshold.perc_outlier`` % of the test scores (the
+threshold batch *is* the test set, as in the papers). ``inlier: attack`` makes normal traffic
+the anomaly class (KDDCUP: it is the 20 % minority); ``outlier_frac`` first subsamples the
+anomaly class to that share of all rows (KDDCUP-Rev: attacks at 20 %). Rows are split one by
+one, so duplicates land on both sides: the report counts them.
 """
 from __future__ import annotations
 
@@ -102,6 +111,28 @@ def _alibi(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
     return frames, {}
 
 
+def _dagmm(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    rng = np.random.default_rng(cfg.seed)
+    normal_traffic = df[schema.LABEL].to_numpy() == "normal"
+    anomaly = normal_traffic if cfg.inlier == "attack" else ~normal_traffic
+    df = df.assign(**{schema.IS_OUTLIER: anomaly.astype("int8")})
+    inliers, anomalies = np.flatnonzero(~anomaly), np.flatnonzero(anomaly)
+    if cfg.outlier_frac is not None:
+        n_anom = int(len(inliers) * cfg.outlier_frac / (1 - cfg.outlier_frac))  # 97,278 / 4 → 24,319
+        anomalies = _draw(rng, anomalies, n_anom, f"split.outlier_frac={cfg.outlier_frac}", "anomaly",
+                          "lower split.outlier_frac")
+    rows = rng.permutation(np.concatenate([inliers, anomalies]))
+    n_train = int(round(len(rows) * cfg.train_frac))
+    train_half, test = rows[:n_train], np.sort(rows[n_train:])
+    train_in = rng.permutation(train_half[~anomaly[train_half]])
+    n_val = int(round(len(train_in) * cfg.val_frac))
+    idx = {"train": np.sort(train_in[n_val:]), "val": np.sort(train_in[:n_val]), "threshold": test, "test": test,
+           ATTACKS: test[anomaly[test]]}
+    frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
+    return frames, {"inlier_class": cfg.inlier, "anomaly_rows_used": int(len(anomalies)),
+                    "train_half_rows": int(n_train), "threshold_is_test": True}
+
+
 def identical_rows(frames: dict[str, pd.DataFrame], columns: tuple[str, ...] | list[str], of: str = "train") -> dict[str, int]:
     """Rows of each other split equal, on ``columns``, to some row of split ``of``."""
     ref = set(row_keys(frames[of], columns).tolist())
@@ -113,7 +144,7 @@ def split(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], 
     n_in = len(df)
     if cfg.dedupe:
         df = df.drop_duplicates(subset=[*schema.FEATURES, schema.LABEL]).reset_index(drop=True)
-    frames, extra = (_grouped if cfg.protocol == "grouped" else _alibi)(df, cfg)
+    frames, extra = {"grouped": _grouped, "alibi_example": _alibi, "dagmm": _dagmm}[cfg.protocol](df, cfg)
     group_cols = cfg.group_columns
     report: dict[str, Any] = {
         "protocol": cfg.protocol,
@@ -142,7 +173,7 @@ def split(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], 
     overlap = report["identical_to_train"]["on_group_by"]
     if any(overlap.values()):
         log.warning("LEAKAGE: rows identical to a training row (on %d group_by columns): %s; "
-                    "%.1f%% of test normals repeat a training row", len(group_cols), overlap,
+                    "%.1f%% of test inliers repeat a training row", len(group_cols), overlap,
                     100 * report["test_normals_identical_to_train_frac"])
     else:
         log.info("no evaluation row is identical to a training row (on the %d group_by columns)", len(group_cols))
