@@ -179,3 +179,23 @@ def test_wrong_input_width_is_named(fitted):
 def test_unfitted_detector_says_so():
     with pytest.raises(DetectorError, match="not fitted"):
         Detector(SMALL["ae"]).score(np.zeros((2, 18), dtype=np.float32))
+
+
+@pytest.mark.parametrize("score", ["mse", "likelihood"])
+def test_a_row_far_outside_the_training_data_still_gets_a_finite_score(data, fitted, score):
+    """split=dagmm scales rows to |x| ≈ 1e4; the latent log-variance once overflowed to NaN scores."""
+    *_, batch, y, _ = data
+    det = fitted["vae", score]
+    far = batch[:4] * 1e4
+    with torch.no_grad():
+        out = det.network(torch.from_numpy(far))
+    assert out.z_logvar.max() <= 20 and torch.isfinite(out.z).all()
+    inst, _ = det.score(far)
+    assert np.isfinite(inst).all() and (inst > det.score(batch[:4])[0]).all()
+
+
+def test_non_finite_scores_stop_with_a_clear_error(fitted):
+    det = fitted["ae", "mse"]
+    x = np.full((3, det.n_features), 3e38, dtype=np.float32)  # overflows any squared error
+    with pytest.raises(DetectorError, match=r"3 of 3 scores are not finite"):
+        det.score(x)

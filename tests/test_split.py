@@ -140,3 +140,13 @@ def test_dagmm_settings_that_cannot_apply_are_refused(change, key):
     raw.update(change)
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         SplitConfig.model_validate(raw)
+
+
+def test_goad_variant_tests_every_anomaly_beside_the_other_half_of_the_inliers(kdd):
+    frames, _ = split(kdd, _preset("dagmm").model_copy(update={"test_anomalies": "all"}))
+    test, train, val = frames["test"], frames["train"], frames["val"]
+    n_normal = int((kdd["label"] == "normal").sum())
+    assert test["is_outlier"].sum() == n_normal  # every normal-traffic row is a test anomaly
+    n_attack = len(kdd) - n_normal
+    assert len(train) + len(val) == round(n_attack / 2) and len(test) == n_normal + n_attack - round(n_attack / 2)
+    assert 0.32 < test["is_outlier"].mean() < 0.34  # the share GOAD's code thresholds at

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT
@@ -67,3 +68,21 @@ def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path, mirro
     assert {r.data.tags["overrides"].split("seed=")[1].split()[0] for r in children} == {"0", "1"}
     # submitit's own records of the two jobs (its local executor, the stand-in for SLURM)
     assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 2
+
+
+def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_path, mirror):
+    client, parent, children, _ = _sweep(tmp_path, mirror, "hparams_search=vae_optuna", "hydra.sweeper.n_trials=3",
+                                         "hydra.sweeper.sampler.n_startup_trials=2", "early_stopping.patience=0")
+    assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
+    # each trial drew its own point of the search space, and ran with it
+    assert len({r.data.params["model.lr"] for r in children}) == 3
+    assert {r.data.params["model.hidden"] for r in children} <= {"[32, 16]", "[64, 32]", "[128, 64]", "[128, 64, 32]"}
+    assert all(0.0001 <= float(r.data.params["model.lr"]) <= 0.01 for r in children)
+    # the study's best is the best objective (threshold batch ROC-AUC), never a test figure
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    objective = {r.data.params["model.lr"]: r.data.metrics["threshold_batch.roc_auc"] for r in children}
+    assert results["best_value"] == pytest.approx(max(objective.values()))
+    assert float(results["best_params"]["model.lr"]) == pytest.approx(
+        float(max(objective, key=objective.get)), rel=1e-6)
+    best = client.get_run(parent.info.run_id)
+    assert best.data.metrics["best.threshold_batch.roc_auc"] == pytest.approx(max(objective.values()))

@@ -95,6 +95,7 @@ class SplitConfig(_Strict):
     inlier: Literal["normal", "attack"] = "normal"  # the class trained on; dagmm's KDDCUP: attack
     outlier_frac: Fraction | None = None  # dagmm: subsample the anomaly class to this share of all rows
     train_frac: Fraction = 0.5  # dagmm: the random share of rows whose inliers train
+    test_anomalies: Literal["half", "all"] = "half"  # dagmm: the test half's anomalies, or all (GOAD's code)
     train: BatchConfig = BatchConfig()
     val: BatchConfig = BatchConfig()
     threshold: BatchConfig = BatchConfig(n=10000, perc_outlier=5)
@@ -117,8 +118,8 @@ class SplitConfig(_Strict):
     @model_validator(mode="after")
     def _protocol_settings(self) -> "SplitConfig":
         if self.protocol != "dagmm":
-            if self.inlier != "normal" or self.outlier_frac is not None:
-                raise ValueError(f"split.inlier / split.outlier_frac: used by protocol dagmm only; protocol "
+            if self.inlier != "normal" or self.outlier_frac is not None or self.test_anomalies != "half":
+                raise ValueError(f"split.inlier / outlier_frac / test_anomalies: used by protocol dagmm only; protocol "
                                  f"{self.protocol} trains on normal traffic with the data's own attack share")
             return self
         for name in ("train", "val", "threshold", "test"):
@@ -179,6 +180,17 @@ class NetworkConfig(_Strict):
     recon_std: Annotated[float, Field(gt=0)] = 0.01
     lr: Annotated[float, Field(gt=0)] = 1e-3
     batch_size: PosInt = 128
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _sizes(cls, v: Any) -> Any:
+        """Also "64-32": Optuna's categorical choices must be scalars, so searches name sizes so."""
+        if isinstance(v, str):
+            try:
+                return [int(part) for part in v.split("-")]
+            except ValueError:
+                raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
+        return v
 
     @model_validator(mode="after")
     def _shape(self) -> "NetworkConfig":

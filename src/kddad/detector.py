@@ -188,7 +188,12 @@ class Detector:
                     i, f = mse_scores(xb, out.mean, s.outlier_perc)
                 inst.append(i.cpu())
                 feat.append(f.cpu())
-        return torch.cat(inst).numpy(), torch.cat(feat).numpy()
+        inst_np = torch.cat(inst).numpy()
+        bad = np.flatnonzero(~np.isfinite(inst_np))
+        if bad.size:  # NaN scores would silently poison thresholds and metrics
+            raise DetectorError(f"{bad.size} of {len(inst_np)} scores are not finite (first: row {bad[0]}, "
+                                f"max |x| {float(np.abs(X[bad[0]]).max()):.3g}); the network overflowed")
+        return inst_np, torch.cat(feat).numpy()
 
     @torch.no_grad()
     def latent(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> np.ndarray:

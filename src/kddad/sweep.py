@@ -37,7 +37,7 @@ def _config(cfg: DictConfig) -> config.Config:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("KDDAD_CACHE", "outputs/cache")).resolve()
+    return Path(os.environ.get("KDDAD_CACHE") or "outputs/cache").resolve()  # unset or empty: the default
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -66,6 +66,8 @@ def run_job(cfg: DictConfig) -> float:
             run = run or tracker.start(valid, parent=parent, tags=tags)
             tracker.client.set_tag(run, "error", f"{type(err).__name__}: {err}"[:5000])
             tracker.finish(run, "FAILED")
+        if "optuna" in str(hc.sweeper.get("_target_", "")).lower():
+            raise  # Optuna records the trial as FAIL from the exception (a NaN return crashes its sweeper)
         return math.nan
     value = metrics
     for part in OBJECTIVE.split("."):
@@ -103,7 +105,7 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
     summary["seeds"] = grouped[(SUMMARY_METRICS[0], "count")]
     summary["failed"] = jobs[jobs["status"] != "FINISHED"].groupby("configuration").size().reindex(
         summary.index, fill_value=0)
-    summary = summary.sort_values("roc_auc_mean", ascending=False)
+    summary = summary.sort_values(f"{OBJECTIVE}_mean", ascending=False)  # ranked on validation, not test
     summary.to_csv(out / "summary.csv")
     lines = ["| configuration | " + " | ".join(SUMMARY_METRICS) + " | seeds |",
              "|---" * (len(SUMMARY_METRICS) + 2) + "|"]
@@ -158,8 +160,11 @@ class MlflowSweepCallback(Callback):
         summary = summarise(tracker, parent, sweep_dir / "summary")
         for name in ("summary.md", "summary.csv", "jobs.csv", "summary.png"):
             tracker.log_artifact(parent, sweep_dir / "summary" / name, "summary")
-        if len(summary):
+        if len(summary):  # the best configuration by the objective (validation), with its test figures
             best = summary.iloc[0]
-            tracker.log_metrics(parent, {"best_roc_auc_mean": best["roc_auc_mean"], "configurations": len(summary)})
+            tracker.log_metrics(parent, {f"best.{OBJECTIVE}": best[f"{OBJECTIVE}_mean"],
+                                         "best.roc_auc": best["roc_auc_mean"], "best.f1": best["f1_mean"],
+                                         "configurations": len(summary)})
+            tracker.client.set_tag(parent, "best_configuration", str(summary.index[0]))
         tracker.finish(parent)
         log.info("sweep %s summary:\n%s", sweep_dir.name, (sweep_dir / "summary" / "summary.md").read_text())

@@ -13,8 +13,10 @@ inlier rows train (less ``val_frac`` of them for early stopping); the other half
 set, and the threshold flags the top ``threshold.perc_outlier`` % of the test scores (the
 threshold batch *is* the test set, as in the papers). ``inlier: attack`` makes normal traffic
 the anomaly class (KDDCUP: it is the 20 % minority); ``outlier_frac`` first subsamples the
-anomaly class to that share of all rows (KDDCUP-Rev: attacks at 20 %). Rows are split one by
-one, so duplicates land on both sides: the report counts them.
+anomaly class to that share of all rows (KDDCUP-Rev: attacks at 20 %). ``test_anomalies: all``
+is GOAD's and NeuTraL AD's code instead: half of the inliers train, the test set is the other
+half plus every anomaly row (about a third of it), and the papers set the threshold at that
+true share. Rows are split one by one, so duplicates land on both sides: the report counts them.
 """
 from __future__ import annotations
 
@@ -121,9 +123,14 @@ def _dagmm(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
         n_anom = int(len(inliers) * cfg.outlier_frac / (1 - cfg.outlier_frac))  # 97,278 / 4 → 24,319
         anomalies = _draw(rng, anomalies, n_anom, f"split.outlier_frac={cfg.outlier_frac}", "anomaly",
                           "lower split.outlier_frac")
-    rows = rng.permutation(np.concatenate([inliers, anomalies]))
-    n_train = int(round(len(rows) * cfg.train_frac))
-    train_half, test = rows[:n_train], np.sort(rows[n_train:])
+    if cfg.test_anomalies == "half":  # DAGMM: halve all rows; the training half's anomalies go unused
+        rows = rng.permutation(np.concatenate([inliers, anomalies]))
+        n_train = int(round(len(rows) * cfg.train_frac))
+        train_half, test = rows[:n_train], np.sort(rows[n_train:])
+    else:  # GOAD's code: halve the inliers; every anomaly row is tested
+        rows = rng.permutation(inliers)
+        n_train = int(round(len(rows) * cfg.train_frac))
+        train_half, test = rows[:n_train], np.sort(np.concatenate([rows[n_train:], anomalies]))
     train_in = rng.permutation(train_half[~anomaly[train_half]])
     n_val = int(round(len(train_in) * cfg.val_frac))
     idx = {"train": np.sort(train_in[n_val:]), "val": np.sort(train_in[:n_val]), "threshold": test, "test": test,

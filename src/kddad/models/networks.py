@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0  # latent log-variance bounds (std e^-15 … e^10)
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
@@ -103,7 +104,10 @@ class VariationalAutoEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, samples: int = 1) -> Reconstruction:
         h = self.body(x)
-        mu, logvar = self.z_mean(h), self.z_logvar(h)
+        # bounded: a row far outside the training data can push the log-variance past float32's exp
+        # (seen under split=dagmm: logvar 1226 → z = inf → NaN scores); in-distribution rows never
+        # come near the bounds
+        mu, logvar = self.z_mean(h), self.z_logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
         eps = torch.randn((samples, *mu.shape), device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         mean, var = self.decoder(z)
