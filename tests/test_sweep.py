@@ -86,3 +86,23 @@ def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_
         float(max(objective, key=objective.get)), rel=1e-6)
     best = client.get_run(parent.info.run_id)
     assert best.data.metrics["best.threshold_batch.roc_auc"] == pytest.approx(max(objective.values()))
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A real one-node Ray cluster on this machine, started the way the README says."""
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    start = subprocess.run([*ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false",
+                            "--disable-usage-stats"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+    yield
+    subprocess.run([*ray, "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_ray_cluster_launcher_runs_jobs_on_the_cluster(tmp_path, mirror, ray_cluster, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    _, _, children, proc = _sweep(tmp_path, mirror, "hydra/launcher=ray_cluster", "model=ae,vae")
+    assert len(children) == 2 and all(r.info.status == "FINISHED" and "f1" in r.data.metrics for r in children)
+    # the jobs ran in Ray worker processes (Ray prefixes their output with the worker's pid)
+    assert proc.stdout.count("(_run_job pid=") + proc.stderr.count("(_run_job pid=") >= 2
+    assert (tmp_path / "sweep" / "summary" / "summary.md").is_file()
