@@ -140,3 +140,10 @@ def test_queued_experiments_land_in_the_same_mlflow_store(repo):
     assert {r.data.tags["architecture"] for r in new} == {"ae 64-32 z8", "vae 20-15-7 z2"}
     assert all(r.data.tags.get("dvc_experiment") for r in new)
     assert all(r.info.artifact_uri.startswith((path / "mlartifacts").resolve().as_uri()) for r in new)
+    # `dvc exp show` lists both, each with the F1 its MLflow run holds
+    shown = json.loads(_run([*dvc, "exp", "show", "--json"], path, env, stdout_only=True))
+    rows = {run.get("name") or e.get("name"): run for rev in shown for e in (rev.get("experiments") or [])
+            for run in e["revs"]}
+    for r in new:
+        f1 = rows[r.data.tags["dvc_experiment"]]["data"]["metrics"]["reports/metrics.json"]["data"]["f1"]
+        assert f1 == pytest.approx(r.data.metrics["f1"])
