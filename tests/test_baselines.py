@@ -83,6 +83,34 @@ def test_a_tampered_forest_is_refused_before_use(data, tmp_path):
         Detector.load(tmp_path / "det")
 
 
+@pytest.mark.parametrize("tamper", ["right child missing", "child before parent"])
+def test_a_forest_whose_nodes_would_loop_or_read_past_the_end_is_refused(data, tmp_path, tamper):
+    X, X_val, *_ = data
+    Detector({"name": "iforest", "n_estimators": 3}, {"name": "mse"}).fit(X, X_val).save(tmp_path / "det")
+    file = tmp_path / "det" / "baseline.skops"
+    state = sio.load(file, trusted=["sklearn.tree._tree.Tree"])
+    tree = state["estimator"].estimators_[1].tree_
+    if tamper == "right child missing":  # scikit-learn would then read nodes[-1]
+        tree.children_right[0] = -1
+    else:  # a child pointing back at the root: an endless walk
+        split = int(np.flatnonzero(tree.children_left != -1)[1])
+        tree.children_left[split] = 0
+    sio.dump(state, file)
+    with pytest.raises(DetectorError, match=r"tree 1 has node or feature indices out of range"):
+        Detector.load(tmp_path / "det")
+
+
+def test_a_pca_file_with_a_bad_residual_variance_is_refused(data, tmp_path):
+    X, X_val, *_ = data
+    Detector({"name": "pca", "n_components": 3}, {"name": "likelihood"}).fit(X, X_val).save(tmp_path / "det")
+    file = tmp_path / "det" / "baseline.skops"
+    state = sio.load(file)
+    state["residual_var"] = state["residual_var"][:-1]
+    sio.dump(state, file)
+    with pytest.raises(DetectorError, match=r"residual_var must be \d+ positive finite variances"):
+        Detector.load(tmp_path / "det")
+
+
 def test_a_baseline_file_holding_another_estimator_is_refused(data, tmp_path):
     X, X_val, *_ = data
     Detector({"name": "pca", "n_components": 3}, {"name": "mse"}).fit(X, X_val).save(tmp_path / "det")
@@ -94,7 +122,8 @@ def test_a_baseline_file_holding_another_estimator_is_refused(data, tmp_path):
 
 @pytest.mark.parametrize("model, key", [({"name": "pca", "n_components": 2.5}, "model.n_components"),
                                         ({"name": "iforest", "max_samples": 0}, "model.max_samples"),
-                                        ({"name": "iforest", "trees": 5}, "model.trees")])
+                                        ({"name": "iforest", "trees": 5}, "model.trees"),
+                                        ({"n_components": 5}, "model.name: required key is missing")])
 def test_bad_baseline_settings_name_the_key(cfg, model, key):
     raw = cfg.model_dump()
     raw["model"] = model

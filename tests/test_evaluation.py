@@ -42,3 +42,14 @@ def test_curves_match_scikit_learn():
 def test_one_class_only_gives_nan_aucs_not_a_crash():
     m = detection_metrics(np.zeros(5), np.arange(5.0), threshold=2.5)
     assert np.isnan(m["roc_auc"]) and m["confusion"]["fp"] == 2 and m["recall"] == 0
+
+
+def test_per_category_recall_follows_the_outlier_class_when_normal_traffic_is_the_anomaly():
+    """split=dagmm: the outliers are normal connections; attack categories are inliers there."""
+    y = np.array([1, 1, 1, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.1, 0.2, 0.95, 0.3])
+    category = np.array(["normal", "normal", "normal", "dos", "dos", "probe"])
+    label = np.array(["normal", "normal", "normal", "smurf", "smurf", "satan"])
+    m = detection_metrics(y, scores, 0.5, category, label)
+    assert m["recall_by_category"] == {"normal": {"recall": pytest.approx(2 / 3), "rows": 3}}
+    assert m["recall_by_attack"] == {"normal": {"recall": pytest.approx(2 / 3), "rows": 3}}

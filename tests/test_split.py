@@ -108,6 +108,7 @@ def test_dagmm_protocol_flips_the_classes_and_halves_the_rows(kdd):
     # two disjoint halves of every row; the training half's inliers all train (less val)
     assert len(test) == len(kdd) - round(len(kdd) / 2)
     assert not set(test["row"]) & set(train["row"]) and not set(val["row"]) & set(train["row"])
+    assert not set(test["row"]) & set(val["row"])
     train_half_inliers = (kdd["label"] != "normal").sum() - (test["label"] != "normal").sum()
     assert len(train) + len(val) == train_half_inliers and len(val) == round(0.1 * train_half_inliers)
     # the threshold batch is the test set (the papers' top-20%-of-test-scores rule)
@@ -133,7 +134,9 @@ def test_kddrev_protocol_draws_attacks_at_one_in_five(kdd):
 
 @pytest.mark.parametrize("change, key", [({"test": {"n": 1000}}, "split.test.n"),
                                          ({"threshold": {"n": None, "perc_outlier": 0}}, "split.threshold.perc_outlier"),
-                                         ({"protocol": "grouped"}, "split.inlier")])
+                                         ({"protocol": "grouped"}, "split.inlier"),
+                                         ({"pools": {"threshold": 0.5, "test": 0.4}}, "split.pools"),
+                                         ({"test": {"n": None, "seed": 3}}, "split.test.seed")])
 def test_dagmm_settings_that_cannot_apply_are_refused(change, key):
     raw = yaml.safe_load((ROOT / "conf" / "split" / "dagmm.yaml").read_text())
     raw["seed"] = 0
@@ -150,3 +153,14 @@ def test_goad_variant_tests_every_anomaly_beside_the_other_half_of_the_inliers(k
     n_attack = len(kdd) - n_normal
     assert len(train) + len(val) == round(n_attack / 2) and len(test) == n_normal + n_attack - round(n_attack / 2)
     assert 0.32 < test["is_outlier"].mean() < 0.34  # the share GOAD's code thresholds at
+
+
+def test_a_setting_the_protocol_ignores_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"split\.train_frac: used by protocol dagmm only"):
+        SplitConfig(train_frac=0.9)
+
+
+def test_an_anomaly_share_too_small_to_draw_one_row_is_refused(kdd):
+    cfg = _preset("kddrev").model_copy(update={"outlier_frac": 1e-6})
+    with pytest.raises(ConfigError, match=r"split\.inlier=normal: 97278 inlier and 0 anomaly rows"):
+        split(kdd, cfg)

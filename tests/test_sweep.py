@@ -106,3 +106,13 @@ def test_ray_cluster_launcher_runs_jobs_on_the_cluster(tmp_path, mirror, ray_clu
     # the jobs ran in Ray worker processes (Ray prefixes their output with the worker's pid)
     assert proc.stdout.count("(_run_job pid=") + proc.stderr.count("(_run_job pid=") >= 2
     assert (tmp_path / "sweep" / "summary" / "summary.md").is_file()
+
+
+def test_a_search_on_a_protocol_whose_threshold_batch_is_the_test_set_is_refused(tmp_path, mirror):
+    cmd = [sys.executable, str(ROOT / "pipelines" / "experiment.py"), "-m", "hparams_search=vae_optuna", "split=dagmm",
+           f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "split.protocol=dagmm: its threshold batch is the test set" in proc.stderr + proc.stdout
+    assert not (tmp_path / "cache").exists()  # refused before any job prepared data

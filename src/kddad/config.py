@@ -118,10 +118,18 @@ class SplitConfig(_Strict):
     @model_validator(mode="after")
     def _protocol_settings(self) -> "SplitConfig":
         if self.protocol != "dagmm":
-            if self.inlier != "normal" or self.outlier_frac is not None or self.test_anomalies != "half":
-                raise ValueError(f"split.inlier / outlier_frac / test_anomalies: used by protocol dagmm only; protocol "
-                                 f"{self.protocol} trains on normal traffic with the data's own attack share")
+            for key, default in (("inlier", "normal"), ("outlier_frac", None), ("train_frac", 0.5),
+                                 ("test_anomalies", "half")):
+                if getattr(self, key) != default:
+                    raise ValueError(f"split.{key}: used by protocol dagmm only (protocol {self.protocol} "
+                                     f"ignores it); leave it at {default!r} or set split.protocol=dagmm")
             return self
+        if self.pools != PoolsConfig():
+            raise ValueError("split.pools: protocol dagmm halves the rows at random (split.train_frac); "
+                             "it has no pools, leave them at their defaults")
+        for name in ("train", "val", "threshold", "test"):
+            if getattr(self, name).seed is not None:
+                raise ValueError(f"split.{name}.seed: protocol dagmm draws everything from split.seed; leave it null")
         for name in ("train", "val", "threshold", "test"):
             if getattr(self, name).n is not None:
                 raise ValueError(f"split.{name}.n: protocol dagmm takes whole halves, not batches of n rows; "
@@ -322,6 +330,9 @@ def _describe(err: ValidationError, source: str) -> str:
         loc = list(e["loc"])
         if len(loc) > 1 and loc[0] == "model" and loc[1] in (*NETWORKS, *BASELINES):
             del loc[1]  # pydantic names the union member: model.vae.latent → model.latent
+        if loc == ["model"] and e["type"] == "union_tag_not_found":
+            lines.append(f"  model.name: required key is missing (one of {', '.join((*NETWORKS, *BASELINES))})")
+            continue
         key = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not in the schema; check its spelling)"

@@ -54,6 +54,15 @@ class Prediction:
     threshold: float
 
 
+def _finite(inst: np.ndarray, feat: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse NaN or infinite instance scores: they would silently poison thresholds and metrics."""
+    bad = np.flatnonzero(~np.isfinite(inst))
+    if bad.size:
+        raise DetectorError(f"{bad.size} of {len(inst)} scores are not finite (first: row {bad[0]}, "
+                            f"max |x| {float(np.abs(X[bad[0]]).max()):.3g}); the model overflowed")
+    return inst, feat
+
+
 def _cfg(cls, value, **defaults):
     if cls is ModelConfig:
         return value if hasattr(value, "model_dump") else MODEL_ADAPTER.validate_python(dict(value))
@@ -89,11 +98,11 @@ class Detector:
 
     @property
     def has_feature_scores(self) -> bool:
-        return self.is_network or Baseline(self.model).has_feature_scores
+        return self.model.name != "iforest"
 
     @property
     def has_latent(self) -> bool:
-        return self.is_network or Baseline(self.model).has_latent
+        return self.model.name != "iforest"
 
     # -- data -------------------------------------------------------------------------------
     def _array(self, X: np.ndarray | pd.DataFrame, what: str = "X") -> np.ndarray:
@@ -131,7 +140,7 @@ class Detector:
             n_val = max(1, int(len(X) * val_frac))
             X, X_val = X[perm[n_val:]], X[perm[:n_val]]
         X_val = self._array(X_val, "X_val")
-        self.threshold, self.threshold_info = None, {}
+        self.threshold, self.threshold_info = None, {}  # a refit invalidates any threshold
         if not self.is_network:
             self.baseline = Baseline(self.model, self.seed)
             if not self.has_feature_scores:
@@ -148,7 +157,6 @@ class Detector:
             recon_std=m.recon_std, seed=self.seed, trainer_args=self.trainer.model_dump(),
             patience=self.early_stopping.patience, min_delta=self.early_stopping.min_delta,
             logger=logger, callbacks=callbacks)
-        self.threshold, self.threshold_info = None, {}
         return self
 
     # -- score ------------------------------------------------------------------------------
@@ -173,7 +181,7 @@ class Detector:
         X = self._array(X)
         s = self.score_cfg
         if not self.is_network:
-            return self.baseline.score(X, s)
+            return _finite(*self.baseline.score(X, s), X)
         net.eval()
         samples = s.samples if net.variational else 1
         device = next(net.parameters()).device
@@ -188,12 +196,7 @@ class Detector:
                     i, f = mse_scores(xb, out.mean, s.outlier_perc)
                 inst.append(i.cpu())
                 feat.append(f.cpu())
-        inst_np = torch.cat(inst).numpy()
-        bad = np.flatnonzero(~np.isfinite(inst_np))
-        if bad.size:  # NaN scores would silently poison thresholds and metrics
-            raise DetectorError(f"{bad.size} of {len(inst_np)} scores are not finite (first: row {bad[0]}, "
-                                f"max |x| {float(np.abs(X[bad[0]]).max()):.3g}); the network overflowed")
-        return inst_np, torch.cat(feat).numpy()
+        return _finite(torch.cat(inst).numpy(), torch.cat(feat).numpy(), X)
 
     @torch.no_grad()
     def latent(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> np.ndarray:

@@ -8,15 +8,12 @@ import pandas as pd
 from sklearn import metrics as skm
 
 
-ATTACK_CATEGORIES = ("dos", "probe", "r2l", "u2r")
-
-
 def detection_metrics(y: np.ndarray, scores: np.ndarray, threshold: float,
                       category: np.ndarray | None = None, label: np.ndarray | None = None) -> dict[str, Any]:
     """F1, precision, recall, accuracy, ROC-AUC, PR-AUC, FPR and confusion counts at ``threshold``.
 
-    With ``category``/``label`` (per row), also the recall of each attack category and type:
-    which attacks slip through.
+    With ``category``/``label`` (per row), also the recall of each category and type of the
+    outlier rows: which attacks slip through (under ``split=dagmm``, the outliers are normal traffic).
     """
     y = np.asarray(y).astype(int)
     pred = (np.asarray(scores) > threshold).astype(int)
@@ -36,13 +33,15 @@ def detection_metrics(y: np.ndarray, scores: np.ndarray, threshold: float,
     if category is not None:
         cat = pd.Series(np.asarray(category))
         out["recall_by_category"] = {
-            c: {"recall": float(pred[(cat == c).to_numpy()].mean()), "rows": int((cat == c).sum())}
-            for c in ATTACK_CATEGORIES if (cat == c).any()}
+            str(c): {"recall": float(pred[((cat == c) & (y == 1)).to_numpy()].mean()),
+                     "rows": int(((cat == c) & (y == 1)).sum())}
+            for c in sorted(cat[y == 1].unique())}
     if label is not None:
         lab = pd.Series(np.asarray(label))
         attacks = lab[y == 1]
         out["recall_by_attack"] = {
-            str(a): {"recall": float(pred[(lab == a).to_numpy()].mean()), "rows": int((lab == a).sum())}
+            str(a): {"recall": float(pred[((lab == a) & (y == 1)).to_numpy()].mean()),
+                     "rows": int(((lab == a) & (y == 1)).sum())}
             for a in sorted(attacks.unique())}
     return out
 

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kddad import config
+from kddad.errors import ConfigError
 from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KDDAD_CACHE") or "outputs/cache").resolve()  # unset or empty: the default
 
 
+def _searches(sweeper: Any) -> bool:
+    return "optuna" in str(sweeper.get("_target_", "")).lower()
+
+
+def _refuse_tuning_on_test(sweeper: Any, protocol: str) -> None:
+    """Under split=dagmm the threshold batch is the test set: a search there would tune on test."""
+    if _searches(sweeper) and protocol == "dagmm":
+        raise ConfigError("split.protocol=dagmm: its threshold batch is the test set, so the objective "
+                          f"({OBJECTIVE}) is a test figure; run searches on split=default and apply the result")
+
+
 def run_job(cfg: DictConfig) -> float:
     """One job: the whole chain; returns the objective (NaN for a failed job, which is recorded)."""
     from kddad.stages.experiment import run_chain
@@ -47,6 +59,7 @@ def run_job(cfg: DictConfig) -> float:
 
     valid = _config(cfg)  # a bad config fails the job at once, naming the key
     hc = HydraConfig.get()
+    _refuse_tuning_on_test(hc.sweeper, valid.split.protocol)
     workdir = Path(hc.runtime.output_dir)
     parent, tags = None, {"overrides": " ".join(hc.overrides.task)}
     if hc.mode == RunMode.MULTIRUN:
@@ -66,7 +79,7 @@ def run_job(cfg: DictConfig) -> float:
             run = run or tracker.start(valid, parent=parent, tags=tags)
             tracker.client.set_tag(run, "error", f"{type(err).__name__}: {err}"[:5000])
             tracker.finish(run, "FAILED")
-        if "optuna" in str(hc.sweeper.get("_target_", "")).lower():
+        if _searches(hc.sweeper):
             raise  # Optuna records the trial as FAIL from the exception (a NaN return crashes its sweeper)
         return math.nan
     value = metrics
@@ -115,6 +128,9 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
     failed = jobs[jobs["status"] != "FINISHED"]
     if len(failed):
         lines += ["", f"{len(failed)} failed job(s): " + "; ".join(failed["configuration"])]
+    if any(r.data.params.get("split.protocol") == "dagmm" for r in runs):
+        lines += ["", f"Ranked by {OBJECTIVE}: under split=dagmm the threshold batch is the test set, so "
+                      "that ranking is by a test figure."]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     _chart(summary, out / "summary.png")
     return summary
@@ -139,6 +155,7 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         valid = _config(config)
+        _refuse_tuning_on_test(config.hydra.sweeper, valid.split.protocol)
         tracker = Tracker(valid.tracking, Path.cwd())
         if not tracker.enabled:
             return

@@ -123,21 +123,32 @@ def _dagmm(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
         n_anom = int(len(inliers) * cfg.outlier_frac / (1 - cfg.outlier_frac))  # 97,278 / 4 → 24,319
         anomalies = _draw(rng, anomalies, n_anom, f"split.outlier_frac={cfg.outlier_frac}", "anomaly",
                           "lower split.outlier_frac")
-    if cfg.test_anomalies == "half":  # DAGMM: halve all rows; the training half's anomalies go unused
-        rows = rng.permutation(np.concatenate([inliers, anomalies]))
-        n_train = int(round(len(rows) * cfg.train_frac))
-        train_half, test = rows[:n_train], np.sort(rows[n_train:])
-    else:  # GOAD's code: halve the inliers; every anomaly row is tested
-        rows = rng.permutation(inliers)
-        n_train = int(round(len(rows) * cfg.train_frac))
-        train_half, test = rows[:n_train], np.sort(np.concatenate([rows[n_train:], anomalies]))
+    if len(anomalies) == 0 or len(inliers) == 0:
+        raise ConfigError(f"split.inlier={cfg.inlier}: {len(inliers)} inlier and {len(anomalies)} anomaly rows; "
+                          "the protocol needs both (raise split.outlier_frac, or check the data file)")
+    # DAGMM halves all rows (the training half's anomalies go unused); GOAD's code halves the
+    # inliers and tests every anomaly row
+    rows = rng.permutation(np.concatenate([inliers, anomalies]) if cfg.test_anomalies == "half" else inliers)
+    n_train = int(round(len(rows) * cfg.train_frac))
+    train_half, rest = rows[:n_train], rows[n_train:]
+    test = np.sort(rest if cfg.test_anomalies == "half" else np.concatenate([rest, anomalies]))
     train_in = rng.permutation(train_half[~anomaly[train_half]])
     n_val = int(round(len(train_in) * cfg.val_frac))
+    if n_val == 0 or n_val == len(train_in) or not anomaly[test].any() or anomaly[test].all():
+        raise ConfigError(f"split.train_frac={cfg.train_frac}, split.val_frac={cfg.val_frac}: leave {len(train_in)} "
+                          f"training inliers ({n_val} for validation) and a test set of {len(test)} rows with "
+                          f"{int(anomaly[test].sum())} anomalies; each part needs rows of its class")
+    share = 100 * anomaly[test].mean()
+    if abs(share - cfg.threshold.perc_outlier) > 1:
+        log.warning("split.threshold.perc_outlier=%g flags that share of the test scores, which hold %.2f%% "
+                    "anomalies%s", cfg.threshold.perc_outlier, share,
+                    " (GOAD's protocol thresholds at the true share)" if cfg.test_anomalies == "all" else "")
     idx = {"train": np.sort(train_in[n_val:]), "val": np.sort(train_in[:n_val]), "threshold": test, "test": test,
            ATTACKS: test[anomaly[test]]}
     frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
     return frames, {"inlier_class": cfg.inlier, "anomaly_rows_used": int(len(anomalies)),
-                    "train_half_rows": int(n_train), "threshold_is_test": True}
+                    "train_half_rows": int(n_train), "threshold_is_test": True,
+                    "test_anomaly_percent": round(float(share), 4)}
 
 
 def identical_rows(frames: dict[str, pd.DataFrame], columns: tuple[str, ...] | list[str], of: str = "train") -> dict[str, int]:

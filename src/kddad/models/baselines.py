@@ -41,10 +41,6 @@ class Baseline:
         self.residual_var: np.ndarray | None = None  # pca: per-feature variance of the training residuals
 
     @property
-    def has_feature_scores(self) -> bool:
-        return self.cfg.name == "pca"
-
-    @property
     def has_latent(self) -> bool:
         return self.cfg.name == "pca"
 
@@ -114,19 +110,26 @@ class Baseline:
                              f"the detector description says {n_features}")
         if self.cfg.name == "iforest":
             _check_trees(self.estimator, file)
+        elif not (isinstance(self.residual_var, np.ndarray) and self.residual_var.shape == (n_features,)
+                  and np.isfinite(self.residual_var).all() and (self.residual_var > 0).all()):
+            raise KddadError(f"{file}: residual_var must be {n_features} positive finite variances")
         return self
 
 
 def _check_trees(forest, file: Path) -> None:
-    """Every child index inside its tree and every split feature inside the data: no wild reads."""
+    """Every split node's two children inside its tree and after it (scikit-learn builds trees depth
+    first, so a child never precedes its parent: no wild read, no cycle), leaves childless, every
+    split feature inside the data."""
     for i, (tree, features) in enumerate(zip(forest.estimators_, forest.estimators_features_)):
         t = tree.tree_
-        n = t.node_count
-        children = np.concatenate([t.children_left, t.children_right])
-        leaf = t.children_left == -1
-        bad = ((children != -1) & ((children <= 0) | (children >= n))).any() \
-            or (t.children_right[leaf] != -1).any() \
-            or ((t.feature[~leaf] < 0) | (t.feature[~leaf] >= len(features))).any() \
+        node = np.arange(t.node_count)
+        left, right = np.asarray(t.children_left), np.asarray(t.children_right)
+        leaf = left == -1
+        split_nodes = ~leaf
+        bad = (right[leaf] != -1).any() \
+            or any(((c[split_nodes] <= node[split_nodes]) | (c[split_nodes] >= t.node_count)).any()
+                   for c in (left, right)) \
+            or ((t.feature[split_nodes] < 0) | (t.feature[split_nodes] >= len(features))).any() \
             or ((features < 0) | (features >= forest.n_features_in_)).any()
         if bad:
             raise KddadError(f"{file}: tree {i} has node or feature indices out of range; refusing to use it")

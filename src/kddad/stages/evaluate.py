@@ -110,7 +110,7 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
         raise
     tracker.finish(run)
     log.info("evaluate: F1 %.4f, precision %.4f, recall %.4f, ROC-AUC %.5f, PR-AUC %.5f on %d test rows "
-             "(held-out attacks: recall %.4f of %d)", m["f1"], m["precision"], m["recall"], m["roc_auc"],
+             "(held-out outliers: recall %.4f of %d)", m["f1"], m["precision"], m["recall"], m["roc_auc"],
              m["pr_auc"], m["rows"], held["recall"], held["outliers"])
     return metrics
 
