@@ -71,43 +71,38 @@ def test_baselines_save_and_load_without_pickle(data, tmp_path, model):
     assert back.threshold == det.threshold
 
 
-def test_a_tampered_forest_is_refused_before_use(data, tmp_path):
-    X, X_val, *_ = data
-    Detector({"name": "iforest", "n_estimators": 5}, {"name": "mse"}).fit(X, X_val).save(tmp_path / "det")
-    file = tmp_path / "det" / "baseline.skops"
-    state = sio.load(file, trusted=["sklearn.tree._tree.Tree"])
-    tree = state["estimator"].estimators_[2].tree_
-    tree.children_left[0] = tree.node_count + 7  # a child index past the end of the node array
-    sio.dump(state, file)
-    with pytest.raises(DetectorError, match=r"baseline\.skops.*tree 2.*out of range"):
-        Detector.load(tmp_path / "det")
-
-
-@pytest.mark.parametrize("tamper", ["right child missing", "child before parent"])
-def test_a_forest_whose_nodes_would_loop_or_read_past_the_end_is_refused(data, tmp_path, tamper):
-    X, X_val, *_ = data
-    Detector({"name": "iforest", "n_estimators": 3}, {"name": "mse"}).fit(X, X_val).save(tmp_path / "det")
-    file = tmp_path / "det" / "baseline.skops"
-    state = sio.load(file, trusted=["sklearn.tree._tree.Tree"])
+def _past_the_end(state):  # a child index past the end of the node array
     tree = state["estimator"].estimators_[1].tree_
-    if tamper == "right child missing":  # scikit-learn would then read nodes[-1]
-        tree.children_right[0] = -1
-    else:  # a child pointing back at the root: an endless walk
-        split = int(np.flatnonzero(tree.children_left != -1)[1])
-        tree.children_left[split] = 0
-    sio.dump(state, file)
-    with pytest.raises(DetectorError, match=r"tree 1 has node or feature indices out of range"):
-        Detector.load(tmp_path / "det")
+    tree.children_left[0] = tree.node_count + 7
 
 
-def test_a_pca_file_with_a_bad_residual_variance_is_refused(data, tmp_path):
-    X, X_val, *_ = data
-    Detector({"name": "pca", "n_components": 3}, {"name": "likelihood"}).fit(X, X_val).save(tmp_path / "det")
-    file = tmp_path / "det" / "baseline.skops"
-    state = sio.load(file)
+def _right_child_missing(state):  # scikit-learn would read nodes[-1]
+    state["estimator"].estimators_[1].tree_.children_right[0] = -1
+
+
+def _child_before_parent(state):  # a child pointing back at the root: an endless walk
+    tree = state["estimator"].estimators_[1].tree_
+    tree.children_left[int(np.flatnonzero(tree.children_left != -1)[1])] = 0
+
+
+def _short_residual_variance(state):
     state["residual_var"] = state["residual_var"][:-1]
+
+
+@pytest.mark.parametrize("model, tamper, error", [
+    ("iforest", _past_the_end, r"tree 1 has node or feature indices out of range"),
+    ("iforest", _right_child_missing, r"tree 1 has node or feature indices out of range"),
+    ("iforest", _child_before_parent, r"tree 1 has node or feature indices out of range"),
+    ("pca", _short_residual_variance, r"residual_var must be \d+ positive finite variances")])
+def test_a_tampered_baseline_file_is_refused_before_use(data, tmp_path, model, tamper, error):
+    X, X_val, *_ = data
+    settings = {"name": "iforest", "n_estimators": 3} if model == "iforest" else {"name": "pca", "n_components": 3}
+    Detector(settings, {"name": "likelihood"}).fit(X, X_val).save(tmp_path / "det")
+    file = tmp_path / "det" / "baseline.skops"
+    state = sio.load(file, trusted=["sklearn.tree._tree.Tree"] if model == "iforest" else [])
+    tamper(state)
     sio.dump(state, file)
-    with pytest.raises(DetectorError, match=r"residual_var must be \d+ positive finite variances"):
+    with pytest.raises(DetectorError, match=r"baseline\.skops.*" + error):
         Detector.load(tmp_path / "det")
 
 
