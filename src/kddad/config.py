@@ -130,7 +130,6 @@ class SplitConfig(_Strict):
         for name in ("train", "val", "threshold", "test"):
             if getattr(self, name).seed is not None:
                 raise ValueError(f"split.{name}.seed: protocol dagmm draws everything from split.seed; leave it null")
-        for name in ("train", "val", "threshold", "test"):
             if getattr(self, name).n is not None:
                 raise ValueError(f"split.{name}.n: protocol dagmm takes whole halves, not batches of n rows; "
                                  "leave it null")

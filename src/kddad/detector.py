@@ -160,11 +160,12 @@ class Detector:
         return self
 
     # -- score ------------------------------------------------------------------------------
-    @property
-    def _net(self) -> torch.nn.Module:
-        if self.network is None and self.baseline is None:
+    def _fitted(self) -> torch.nn.Module | Baseline:
+        """The fitted network or baseline; refuses an unfitted detector."""
+        model = self.network if self.is_network else self.baseline
+        if model is None:
             raise DetectorError("the detector is not fitted: call fit() or Detector.load() first")
-        return self.network
+        return model
 
     def set_score(self, **settings: Any) -> "Detector":
         """Change scoring-only settings (``samples``, ``outlier_perc``) of a fitted detector."""
@@ -177,12 +178,12 @@ class Detector:
     @torch.no_grad()
     def score(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """(instance scores (n,), feature scores (n, features)); reproducible for a given seed."""
-        net = self._net
+        model = self._fitted()
         X = self._array(X)
         s = self.score_cfg
         if not self.is_network:
-            return _finite(*self.baseline.score(X, s), X)
-        net.eval()
+            return _finite(*model.score(X, s), X)
+        net = model.eval()
         samples = s.samples if net.variational else 1
         device = next(net.parameters()).device
         inst, feat = [], []
@@ -201,10 +202,10 @@ class Detector:
     @torch.no_grad()
     def latent(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> np.ndarray:
         """Latent codes (the posterior mean for a VAE; PCA's components), e.g. for a latent-space plot."""
-        net = self._net
+        model = self._fitted()
         if not self.is_network:
-            return self.baseline.latent(self._array(X))
-        net.eval()
+            return model.latent(self._array(X))
+        net = model.eval()
         X = torch.from_numpy(self._array(X))
         return torch.cat([net.encode(xb) for xb in lightning.TensorBatches(X, batch_size)]).numpy()
 
@@ -236,13 +237,13 @@ class Detector:
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the detector folder atomically: JSON settings, weights, encoder."""
-        net = self._net
+        model = self._fitted()
         path = Path(path)
         with atomic_dir(path) as tmp:
             if self.is_network:
-                torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp / _WEIGHTS)
+                torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / _WEIGHTS)
             else:
-                self.baseline.save(tmp)
+                model.save(tmp)
             write_json(tmp / _META, {
                 "format": FORMAT, "kddad_version": __version__, "n_features": self.n_features, "seed": self.seed,
                 "model": self.model.model_dump(), "score": self.score_cfg.model_dump(),

@@ -33,8 +33,6 @@ _TREE = "sklearn.tree._tree.Tree"
 class Baseline:
     """A fitted scikit-learn baseline: ``fit``, ``score``, ``latent``, ``save``/``load``."""
 
-    variational = False
-
     def __init__(self, cfg: IForestConfig | PCAConfig, seed: int = 0) -> None:
         self.cfg, self.seed = cfg, seed
         self.estimator = None
