@@ -8,7 +8,7 @@ import yaml
 
 from kddad import config
 from kddad.paths import Paths
-from kddad.stages.experiment import prepare_data
+from kddad.stages.chain import prepare_data
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +16,17 @@ from kddad.data.read import read_kdd
 
 ROOT = Path(__file__).resolve().parents[1]
 KDD10 = "kddcup.data_10_percent.gz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _outside_the_repo(tmp_path_factory):
+    """Run from a scratch folder: a library call resolves a relative MLflow URI against the project
+    (the folder holding dvc.yaml at or above the working folder), and no test may write the repo's
+    own mlflow.db. Tests of the commands users type run them in a copy of the repo instead."""
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(old)
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +59,22 @@ def write_head(src: Path, dst: Path, lines: int) -> Path:
         for _, line in zip(range(lines), fin):
             fout.write(line)
     return dst
+
+
+def copy_repo(dst: Path, mirror: Path) -> dict[str, str]:
+    """The working tree (tracked and untracked-not-ignored files) as a fresh git repo at ``dst``, as a
+    new user's clone; returns the environment a user's shell would have: the virtualenv's ``python``
+    and ``dvc`` first on PATH, the data mirror set, nothing else of ours."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for f in filter(None, files):
+        if (ROOT / f).is_file() and not f.startswith(("dvc.lock", "reports/")):
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dst / f)
+    env = {k: v for k, v in os.environ.items() if k not in ("KDDAD_CACHE", "DVC_ROOT", "MLFLOW_TRACKING_URI")}
+    env.update({"KDDAD_DATA_MIRROR": str(mirror), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@t"})
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=dst, env=env, check=True, capture_output=True)
+    return env

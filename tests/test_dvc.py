@@ -1,7 +1,6 @@
 """A real `dvc repro` / `dvc exp run` in a temporary copy of the repo (2 training epochs)."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 
 from kddad import config
 
-from conftest import ROOT
+from conftest import ROOT, copy_repo
 
 pytestmark = pytest.mark.slow
 STAGES = ("download", "split", "encode", "train", "threshold", "evaluate")
@@ -30,25 +29,15 @@ def _ran(out: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, mirror):
-    """The working tree (tracked and untracked-not-ignored files) as a fresh git repo."""
+    """A fresh clone-like copy of the repo, trained for 2 epochs (params.yaml recomposed)."""
     dst = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for f in filter(None, files):
-        if (ROOT / f).is_file() and not f.startswith(("dvc.lock", "reports/")):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dst / f)
+    env = copy_repo(dst, mirror)
     # a quick test configuration: 2 epochs, no progress bar; params.yaml recomposed from it
     trainer = dst / "conf/trainer/default.yaml"
     trainer.write_text(trainer.read_text().replace("max_epochs: 30", "max_epochs: 2")
                        .replace("enable_progress_bar: true", "enable_progress_bar: false"))
     (dst / "params.yaml").write_text(config.compose_yaml(dst / "conf"))
-    env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        _run(cmd, dst, env)
+    _run(["git", "commit", "-qam", "quick"], dst, env)
     return dst, env
 
 
@@ -71,8 +60,26 @@ def test_repro_runs_every_stage_once(repo):
     assert "roc.csv" in html and "confusion_matrix.png" in html and "train_curve.csv" in html
     second = _run([*dvc, "repro"], path, env)
     assert _ran(second) == set() and "up to date" in second
+    assert list(path.rglob("mlflow.db")) == [path / "mlflow.db"]  # the one store, at the root
     _run(["git", "add", "-A"], path, env)
     _run(["git", "commit", "-qm", "lock"], path, env)
+
+
+@pytest.mark.parametrize("module", ["paths.py", "figures.py", "data/read.py", "models/networks.py", "sweep.py"])
+def test_a_changed_module_invalidates_every_stage_whose_driver_imports_it(repo, module):
+    from test_dvc_deps import kddad_files
+
+    path, env = repo
+    source = path / "src" / "kddad" / module
+    expected = {s for s in STAGES if (ROOT / "src" / "kddad" / module) in kddad_files(ROOT / "pipelines" / f"{s}.py")}
+    original = source.read_text()
+    try:
+        source.write_text(original + "# a comment\n")
+        status = json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], path, env, stdout_only=True))
+    finally:
+        source.write_text(original)
+    assert set(status) == expected
+    assert json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], path, env, stdout_only=True)) == {}
 
 
 def test_exp_run_reruns_only_what_depends_on_the_change(repo):

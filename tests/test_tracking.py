@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from kddad import config
-from kddad.paths import Paths
+from kddad.paths import Paths, project_root
 from kddad.stages.data import download, encode, split
 from kddad.stages.evaluate import evaluate
 from kddad.stages.model import threshold, train
@@ -33,8 +33,8 @@ def _cfg(mirror, **tracking):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mirror):
     """The default pipeline (2 epochs) run once into a project folder with a SQLite store."""
-    cfg = _cfg(mirror, experiment="test-sqlite")
     paths = Paths(tmp_path_factory.mktemp("proj"))
+    cfg = _cfg(mirror, experiment="test-sqlite", uri=f"sqlite:///{paths.root / 'mlflow.db'}")
     for stage in (download, split, encode, train, threshold, evaluate):
         stage(cfg, paths)
     return cfg, paths
@@ -118,11 +118,21 @@ def test_a_scoring_only_change_forks_a_run_carrying_the_curve(project):
     assert sum(r.data.tags.get("forked_from") == forked for r in runs) == 1
 
 
-def test_relative_sqlite_uri_resolves_against_dvc_root(tmp_path, monkeypatch):
+def test_relative_sqlite_uri_resolves_against_the_project_root(tmp_path, monkeypatch):
+    """The folder holding dvc.yaml, from any folder below it; DVC_ROOT (queued experiments) first."""
+    (tmp_path / "repo" / "outputs" / "sweeps" / "t" / "0").mkdir(parents=True)
+    (tmp_path / "repo" / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path / "repo" / "outputs" / "sweeps" / "t" / "0")
+    assert project_root() == tmp_path / "repo"
+    assert resolve_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'repo' / 'mlflow.db'}"
+    assert Tracker(config.TrackingConfig()).uri == f"sqlite:///{tmp_path / 'repo' / 'mlflow.db'}"
     monkeypatch.setenv("DVC_ROOT", str(tmp_path / "real"))
-    assert resolve_uri("sqlite:///mlflow.db", tmp_path / "copy") == f"sqlite:///{tmp_path / 'real' / 'mlflow.db'}"
+    assert resolve_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'real' / 'mlflow.db'}"
     monkeypatch.delenv("DVC_ROOT")
-    assert resolve_uri("sqlite:///mlflow.db", tmp_path) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)  # no dvc.yaml at or above: the working folder
+    assert resolve_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert resolve_uri("sqlite:///mlflow.db", tmp_path / "x") == f"sqlite:///{tmp_path / 'x' / 'mlflow.db'}"
     assert resolve_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
     assert resolve_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
 
@@ -171,4 +181,4 @@ def test_stages_log_to_a_real_mlflow_server(project, mlflow_server):
     assert runs[0].data.metrics["roc_auc"] > 0.5
     assert "metrics.json" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert any((server_dir / "server-artifacts").rglob("metrics.json"))  # proxied to the server's store
-    assert Tracker(remote.tracking, paths.root).uri == url
+    assert Tracker(remote.tracking).uri == url

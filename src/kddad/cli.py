@@ -1,13 +1,34 @@
-"""What every pipelines/*.py driver shares: read params.yaml, set up logging, run one stage."""
+"""What every entry point shares: read params.yaml, set up logging, report user errors in one line."""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from kddad import config
 from kddad.errors import KddadError
+
+log = logging.getLogger("kddad")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A user's error (bad config, data, file, store) ends the process with one line and exit code 2.
+
+    Anything else is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except KddadError as err:
+        log.error("%s", err)
+        raise SystemExit(2) from None
+    except OSError as err:
+        if err.filename is None:
+            raise
+        log.error("%s: %s", err.filename, err.strerror or type(err).__name__)
+        raise SystemExit(2) from None
 
 
 def run_stage(stage: Callable[[config.Config], Any], argv: list[str] | None = None) -> None:
@@ -18,8 +39,5 @@ def run_stage(stage: Callable[[config.Config], Any], argv: list[str] | None = No
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    with user_errors():
         stage(config.load(args.params))
-    except KddadError as err:
-        logging.getLogger("kddad").error("%s", err)
-        sys.exit(2)

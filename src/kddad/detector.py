@@ -267,7 +267,9 @@ class Detector:
                 raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT}")
             encoder = FeatureEncoder.load(path / _ENCODER) if (path / _ENCODER).is_dir() else None
             det = cls(meta["model"], meta["score"], meta["trainer"], meta["early_stopping"], encoder, meta["seed"])
-            det.n_features, det.threshold = int(meta["n_features"]), meta["threshold"]
+            det.n_features = int(meta["n_features"])
+            if meta["threshold"] is not None:
+                det.threshold = finite_threshold(meta["threshold"], f"{path / _META}: key 'threshold'")
             det.threshold_info, det.history = meta.get("threshold_info", {}), meta.get("history", [])
         except (OSError, ValueError, KeyError, TypeError) as err:  # ValidationError is a ValueError
             raise DetectorError(f"{path / _META}: not a valid detector description ({type(err).__name__}: "
@@ -298,14 +300,38 @@ class Detector:
         return det
 
     def _apply_threshold_file(self, file: Path) -> None:
-        try:
-            info = json.loads(file.read_text(encoding="utf-8"))
-            self.threshold = float(info["threshold"])
-            score = info.get("score", {})
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise DetectorError(f"{file}: not a threshold file ({type(err).__name__}: {err})") from None
+        info = read_threshold(file)
+        score = info.get("score") or {}
+        if not isinstance(score, dict):
+            raise DetectorError(f"{file}: key 'score': expected a mapping of score settings, got {score!r}")
         if score.get("name", self.score_cfg.name) != self.score_cfg.name:
             raise DetectorError(f"{file}: set for score {score.get('name')!r}, the detector scores "
                                 f"{self.score_cfg.name!r}")
+        self.threshold = info["threshold"]
         self.set_score(**{k: score[k] for k in ("samples", "outlier_perc") if k in score})
         self.threshold_info = {k: v for k, v in info.items() if k not in ("threshold", "score")}
+
+
+def finite_threshold(value: Any, where: str) -> float:
+    """A threshold as a float; refuses NaN, infinities, booleans and non-numbers, naming ``where``.
+
+    A NaN threshold flags nothing (every comparison is false) and would pass as F1 0.0.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise DetectorError(f"{where}: expected a finite number as the threshold, got {value!r}")
+    return float(value)
+
+
+def read_threshold(file: str | Path) -> dict[str, Any]:
+    """The threshold stage's JSON (``models/threshold.json``), its threshold checked finite."""
+    file = Path(file)
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DetectorError(f"{file}: not found; run the threshold stage first (dvc repro threshold)") from None
+    except (OSError, ValueError) as err:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        raise DetectorError(f"{file}: not a threshold file ({type(err).__name__}: {err})") from None
+    if not isinstance(info, dict) or "threshold" not in info:
+        raise DetectorError(f"{file}: expected a JSON object with a key 'threshold'")
+    info["threshold"] = finite_threshold(info["threshold"], f"{file}: key 'threshold'")
+    return info

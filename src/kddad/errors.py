@@ -15,3 +15,11 @@ class DataError(KddadError):
 
 class DownloadError(KddadError):
     """No source gave a verified copy of a raw data file."""
+
+
+class TrackingError(KddadError):
+    """The MLflow tracking store cannot be reached or used."""
+
+
+class OutputError(KddadError):
+    """A stage cannot write where its outputs go (permissions, a file where a folder should be)."""

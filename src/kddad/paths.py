@@ -6,8 +6,25 @@ cache shared by every job with the same data config.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+#: The file that marks a project's root folder.
+PROJECT_MARKER = "dvc.yaml"
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The project a run belongs to, where its shared MLflow store lives.
+
+    ``DVC_ROOT`` when set (``dvc exp run --queue`` runs stages in a temporary copy; this is the
+    real repo), else the nearest folder at or above ``start`` (default: the working folder) that
+    holds ``dvc.yaml``, else ``start`` itself. Never a Hydra job's output folder.
+    """
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    return next((d for d in (here, *here.parents) if (d / PROJECT_MARKER).is_file()), here)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kddad import config
-from kddad.errors import ConfigError
-from kddad.tracking import Tracker
+from kddad.cli import user_errors
+from kddad.errors import ConfigError, KddadError, TrackingError
+from kddad.tracking import OWNER_TAG, Tracker, owner
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,18 @@ def _refuse_tuning_on_test(sweeper: Any, protocol: str) -> None:
 
 
 def run_job(cfg: DictConfig) -> float:
-    """One job: the whole chain; returns the objective (NaN for a failed job, which is recorded)."""
-    from kddad.stages.experiment import run_chain
+    """One job: the whole chain; returns the objective (NaN for a failed sweep job, which is recorded).
+
+    A single run (no ``-m``) that fails on a user's error ends with one line and exit code 2.
+    """
+    if HydraConfig.get().mode == RunMode.RUN:
+        with user_errors():
+            return _job(cfg)
+    return _job(cfg)
+
+
+def _job(cfg: DictConfig) -> float:
+    from kddad.stages.chain import run_chain
     from kddad.stages.model import run_id
 
     valid = _config(cfg)  # a bad config fails the job at once, naming the key
@@ -67,25 +78,33 @@ def run_job(cfg: DictConfig) -> float:
         tags["sweep_id"] = sweep_dir.name
         tags["job"] = str(hc.job.num)
         parent_file = sweep_dir / PARENT_FILE
-        if parent_file.is_file():
-            parent = json.loads(parent_file.read_text())["run_id"]
+        if parent_file.is_file():  # the parent's store, resolved once where the sweep was launched
+            opened = json.loads(parent_file.read_text())
+            parent = opened["run_id"]
+            valid = _with_uri(valid, opened["tracking_uri"])
+    tracker = Tracker(valid.tracking).connect()  # before any work: an unreachable store fails now
     try:
         metrics = run_chain(valid, workdir, cache_dir(), parent_run=parent, run_tags=tags)
     except Exception as err:  # record it and let the sweep go on
-        log.exception("job failed: %s", tags["overrides"])
-        tracker = Tracker(valid.tracking, Path.cwd())
+        log.error("job failed: %s: %s", tags["overrides"] or "(no overrides)", err,
+                  exc_info=not isinstance(err, KddadError))
         run = run_id(workdir / "models" / "threshold.json") or run_id(workdir / "models" / "mlflow_run.json")
-        if tracker.enabled:
+        if tracker.enabled and not isinstance(err, TrackingError):
             run = run or tracker.start(valid, parent=parent, tags=tags)
             tracker.client.set_tag(run, "error", f"{type(err).__name__}: {err}"[:5000])
             tracker.finish(run, "FAILED")
-        if _searches(hc.sweeper):
+        if _searches(hc.sweeper) or hc.mode == RunMode.RUN:
             raise  # Optuna records the trial as FAIL from the exception (a NaN return crashes its sweeper)
         return math.nan
     value = metrics
     for part in OBJECTIVE.split("."):
         value = value[part]
     return float(value)
+
+
+def _with_uri(cfg: config.Config, uri: str) -> config.Config:
+    """``cfg`` with its tracking store pinned to ``uri`` (absolute: the same wherever a job runs)."""
+    return cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"uri": uri})})
 
 
 def _labels(overrides: list[str]) -> list[str]:
@@ -154,16 +173,20 @@ class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before the jobs and writes its summary after them."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with user_errors():  # a bad config or an unreachable store: one line, exit 2, before any job
+            self._open_parent(config)
+
+    def _open_parent(self, config: DictConfig) -> None:
         valid = _config(config)
         _refuse_tuning_on_test(config.hydra.sweeper, valid.split.protocol)
-        tracker = Tracker(valid.tracking, Path.cwd())
+        tracker = Tracker(valid.tracking).connect()
         if not tracker.enabled:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = " ".join(config.hydra.overrides.task)
         run = tracker.client.create_run(tracker.experiment_id(), run_name=f"sweep {sweep_dir.name}",
-                                        tags={"sweep_id": sweep_dir.name, "sweep": overrides})
+                                        tags={"sweep_id": sweep_dir.name, "sweep": overrides, OWNER_TAG: owner()})
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": tracker.uri}))
         log.info("sweep %s: MLflow parent run %s", sweep_dir.name, run.info.run_id)
 
@@ -172,8 +195,9 @@ class MlflowSweepCallback(Callback):
         parent_file = sweep_dir / PARENT_FILE
         if not parent_file.is_file():
             return
-        parent = json.loads(parent_file.read_text())["run_id"]
-        tracker = Tracker(_config(config).tracking, Path.cwd())
+        opened = json.loads(parent_file.read_text())
+        parent = opened["run_id"]
+        tracker = Tracker(_with_uri(_config(config), opened["tracking_uri"]).tracking)
         summary = summarise(tracker, parent, sweep_dir / "summary")
         for name in ("summary.md", "summary.csv", "jobs.csv", "summary.png"):
             tracker.log_artifact(parent, sweep_dir / "summary" / name, "summary")

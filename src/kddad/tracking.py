@@ -10,25 +10,70 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
 from kddad.config import Config, TrackingConfig
+from kddad.errors import TrackingError
+from kddad.paths import project_root
 
 log = logging.getLogger(__name__)
 
 TRACKED_CURVES = ("train_loss", "val_loss", "epoch")
+#: Tag naming the process that holds a RUNNING run (host:pid:start time), to close orphans.
+OWNER_TAG = "kddad.process"
+PROBE_TIMEOUT_S = 5.0
 
 
-def resolve_uri(uri: str, root: Path) -> str:
-    """A relative ``sqlite:///file`` resolves against the repo: ``DVC_ROOT`` (queued experiments
-    run in a temporary copy), else ``root``. Server URIs are returned unchanged."""
+def resolve_uri(uri: str, root: str | Path | None = None) -> str:
+    """A relative ``sqlite:///file`` resolves against the project root (``root``, default
+    :func:`~kddad.paths.project_root`: ``DVC_ROOT`` or the folder holding ``dvc.yaml``), never a
+    job's output folder. Absolute and server URIs are returned unchanged."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        base = Path(os.environ.get("DVC_ROOT") or root).resolve()
+        base = project_root() if root is None else Path(root).resolve()
         return prefix + str(base / uri[len(prefix):])
     return uri
+
+
+def _probe(uri: str) -> None:
+    """Fail in seconds when no server answers at an http(s) URI (MLflow itself retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return  # something answered: MLflow's own calls will say what is wrong
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise TrackingError(f"tracking.uri {uri}: no MLflow server answers ({reason}); start the server, "
+                            "correct tracking.uri, or set tracking.enabled=false") from None
+
+
+def _process_start(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).create_time(), 2)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def owner() -> str:
+    """This process, as ``host:pid:start time`` (the start time tells a reused pid apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+
+
+def _owner_gone(tag: str) -> bool:
+    """Whether the process a RUNNING run's tag names is known to have died (same host only)."""
+    host, _, rest = tag.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's process: we cannot tell
+    return str(_process_start(int(pid))) != started
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -67,11 +112,40 @@ def _architecture(cfg: Config) -> str:
 class Tracker:
     """The tracking store of one pipeline (``tracking`` config), or a no-op when disabled."""
 
-    def __init__(self, cfg: TrackingConfig, root: Path = Path(".")) -> None:
-        self.cfg, self.root = cfg, Path(root)
+    def __init__(self, cfg: TrackingConfig, root: str | Path | None = None) -> None:
+        """``root``: the project root a relative sqlite URI resolves against (default: found)."""
+        self.cfg = cfg
+        self.root = project_root() if root is None else Path(root).resolve()
         self.enabled = cfg.enabled
         self.uri = resolve_uri(cfg.uri, self.root)
         self._client = None
+
+    def connect(self) -> "Tracker":
+        """Check the store answers, before any work, and close runs orphaned by killed processes.
+
+        A server URI that does not answer fails in seconds, naming the URI. A RUNNING run whose
+        process (on this machine) is gone, e.g. after ``kill -9`` of a stage, is marked KILLED.
+        """
+        if not self.enabled:
+            return self
+        if self.uri.startswith(("http://", "https://")):
+            _probe(self.uri)
+        try:
+            exp = self.experiment_id()
+            running = self.client.search_runs([exp], "attributes.status = 'RUNNING'", max_results=1000)
+        except TrackingError:
+            raise
+        except Exception as err:  # MlflowException, sqlite errors: say which store
+            raise TrackingError(f"tracking.uri {self.uri}: the MLflow store cannot be used "
+                                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        for run in running:
+            tag = run.data.tags.get(OWNER_TAG)
+            if tag and _owner_gone(tag):
+                self.client.set_tag(run.info.run_id, "kddad.closed", f"process {tag} ended without closing it")
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                log.warning("MLflow run %s was left RUNNING by process %s, which is gone: marked KILLED",
+                            run.info.run_id, tag)
+        return self
 
     @property
     def client(self):
@@ -117,7 +191,7 @@ class Tracker:
             return None
         from mlflow.entities import Param
 
-        all_tags = {**self.tags(cfg), **(tags or {})}
+        all_tags = {**self.tags(cfg), **(tags or {}), OWNER_TAG: owner()}
         if parent:
             all_tags["mlflow.parentRunId"] = parent
         run = self.client.create_run(self.experiment_id(), tags=all_tags,
@@ -148,6 +222,7 @@ class Tracker:
             same_exp = run.data.tags.get("dvc_experiment") == os.environ.get("DVC_EXP_NAME")
             if run.data.params == self.params(cfg) and logs not in run.data.metrics and same_exp:
                 self.client.update_run(run_id, status="RUNNING")
+                self.client.set_tag(run_id, OWNER_TAG, owner())
                 return run_id
         parent = run.data.tags.get("mlflow.parentRunId") if run_id else None
         extra = {k: v for k, v in run.data.tags.items() if k in ("sweep_id", "overrides", "job")} if run_id else {}

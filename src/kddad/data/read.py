@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,28 +18,41 @@ log = logging.getLogger(__name__)
 _DTYPES = {c: ("float64" if c in schema.FLOAT_COLUMNS else "int64") for c in schema.NUMERIC}
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def _diagnose(path: Path) -> str:
     """Find the first row that does not fit the layout (slow; runs only after a fast parse failed)."""
-    with _open_text(path) as f:
-        width = None
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if len(row) not in (42, 43) or (width is not None and len(row) != width):
-                return (f"line {lineno}: expected {width or 42} comma-separated fields "
-                        f"(41 features + label{', + difficulty' if width == 43 else ''}), got {len(row)}")
-            width = width or len(row)
-            for col, value in zip(schema.FEATURES, row):
-                kind = _DTYPES.get(col)
-                if kind is None:
-                    continue
+    width = None
+    lineno = 0
+    try:
+        with _open_binary(path) as f:
+            for lineno, raw in enumerate(f, start=1):
                 try:
-                    float(value) if kind == "float64" else int(value)
-                except ValueError:
-                    expected = "a number" if kind == "float64" else "an integer"
-                    return f"line {lineno}, column {col!r}: expected {expected}, got {value!r}"
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    col = schema.FEATURES[min(raw[:err.start].count(b","), len(schema.FEATURES) - 1)]
+                    return (f"line {lineno}, column {col!r}: byte {raw[err.start]:#04x} is not UTF-8 text; "
+                            "expected ASCII KDD records")
+                row = next(csv.reader([line]), [])
+                if len(row) not in (42, 43) or (width is not None and len(row) != width):
+                    return (f"line {lineno}: expected {width or 42} comma-separated fields "
+                            f"(41 features + label{', + difficulty' if width == 43 else ''}), got {len(row)}")
+                width = width or len(row)
+                for col, value in zip(schema.FEATURES, row):
+                    kind = _DTYPES.get(col)
+                    if kind is None:
+                        continue
+                    try:
+                        float(value) if kind == "float64" else int(value)
+                    except ValueError:
+                        expected = "a number" if kind == "float64" else "an integer"
+                        return f"line {lineno}, column {col!r}: expected {expected}, got {value!r}"
+    except (EOFError, OSError, zlib.error) as err:  # a truncated or corrupt gzip stream
+        return f"line {lineno + 1}: the file ends early or is corrupt ({err})"
+    if lineno == 0:
+        return "the file is empty; expected KDD records (41 features + label per line)"
     return "the file could not be parsed, but no single bad row was found"
 
 
@@ -85,6 +99,8 @@ def read_kdd(path: str | Path) -> pd.DataFrame:
             expected = "a rate in [0, 1]" if dtype == "float64" else "a non-negative count"
             raise DataError(f"{path}: line {first + 1}, column {col!r}: expected {expected}, got {df[col].iloc[first]}")
     for col in (*schema.CATEGORICAL, schema.LABEL):
+        if pd.api.types.infer_dtype(df[col]) in ("bytes", "mixed"):  # pyarrow hands non-UTF-8 text as bytes
+            raise DataError(f"{path}: {_diagnose(path)}")
         df[col] = df[col].astype(str)
     df[schema.LABEL] = df[schema.LABEL].str.rstrip(".")
     df[schema.CATEGORY] = label_category(df[schema.LABEL])

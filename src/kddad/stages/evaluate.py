@@ -1,7 +1,6 @@
 """The evaluate stage: metrics, DVC plot files, figures and the MLflow record of a run."""
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -14,8 +13,7 @@ from kddad import figures
 from kddad.config import Config
 from kddad.data import schema
 from kddad.data.split import ATTACKS
-from kddad.detector import Detector
-from kddad.errors import DataError
+from kddad.detector import Detector, read_threshold
 from kddad.evaluation import class_names, detection_metrics, pr_points, roc_points, thin
 from kddad.io import atomic_dir, write_json
 from kddad.paths import Paths
@@ -68,12 +66,9 @@ def _figures(out: Path, det: Detector, X: np.ndarray, y: np.ndarray, scores: np.
 
 def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     """Score the test set at the threshold; also all held-out attacks; write metrics, plots, figures."""
+    tracker = Tracker(cfg.tracking).connect()
     det = trained_detector(cfg, paths)
-    try:
-        thr_info = json.loads(paths.threshold.read_text(encoding="utf-8"))
-    except OSError:
-        raise DataError(f"{paths.threshold}: not found; run the threshold stage first (dvc repro threshold)") from None
-    threshold = float(thr_info["threshold"])
+    threshold = read_threshold(paths.threshold)["threshold"]
     test = load_split("test", paths)
     X, y = load_features("test", paths)
     scores, feat = det.score(X)
@@ -101,7 +96,6 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     with atomic_dir(paths.reports / "figures") as tmp:
         _figures(tmp, det, X, y, scores, feat, m, threshold)
 
-    tracker = Tracker(cfg.tracking, paths.root)
     run = tracker.resume(run_id(paths.threshold), cfg, logs="f1")
     try:
         _track(tracker, run, metrics, cfg, paths)

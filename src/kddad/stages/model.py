@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from kddad.config import Config
 from kddad.detector import Detector
 from kddad.errors import DataError
 from kddad.features.encoder import FeatureEncoder
-from kddad.io import write_json
+from kddad.io import atomic_file, write_json
 from kddad.paths import Paths
 from kddad.tracking import Tracker
 
@@ -29,13 +28,10 @@ def load_features(name: str, paths: Paths = Paths()) -> tuple[np.ndarray, np.nda
 
 
 def write_curve(path: Path, history: list[dict[str, float]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["epoch", "train_loss", "val_loss"])
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, path)
 
 
 def run_id(path: Path) -> str | None:
@@ -54,13 +50,13 @@ def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None, pa
     MLFlowLogger) and records its id in models/mlflow_run.json for the later stages. In a sweep
     the run is nested under ``parent_run`` and carries ``run_tags``.
     """
+    tracker = Tracker(cfg.tracking).connect()  # an unreachable store fails now, not after training
     X, y = load_features("train", paths)
     X_val, y_val = load_features("val", paths)
     if y.any() or y_val.any():
         raise DataError(f"{paths.features}: train/val hold {int(y.sum())}/{int(y_val.sum())} outliers; expected none")
     det = Detector(cfg.model, cfg.score, cfg.trainer, cfg.early_stopping, FeatureEncoder.load(paths.encoder),
                    seed=cfg.seed)
-    tracker = Tracker(cfg.tracking, paths.root)
     run = tracker.start(cfg, parent=parent_run, tags=run_tags)
     try:
         if det.is_network:
@@ -94,6 +90,7 @@ def trained_detector(cfg: Config, paths: Paths) -> Detector:
 
 def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
     """Set the threshold: a percentile of the labelled threshold batch, or a target FPR on val normals."""
+    tracker = Tracker(cfg.tracking).connect()
     det = trained_detector(cfg, paths)
     t = cfg.threshold
     if t.method == "percentile":
@@ -111,7 +108,6 @@ def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
             "outliers_in_batch": int(y.sum()), "flagged": int(flagged.sum()),
             "flagged_outliers": int((flagged & (y == 1)).sum()),
             "score": det.score_cfg.model_dump()}
-    tracker = Tracker(cfg.tracking, paths.root)
     run = tracker.resume(run_id(paths.run), cfg, logs="threshold")
     info["mlflow_run_id"] = run
     write_json(paths.threshold, info)

@@ -1,0 +1,196 @@
+"""Faults and bad input at the stage drivers, run as users run them: one clear line, exit code 2,
+nothing half-written. The project is a real one (default split, PCA baseline: quick to train)."""
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from kddad import config
+from kddad.paths import Paths
+from kddad.stages.data import download, encode, split
+
+from conftest import KDD10, ROOT
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+ENV.pop("DVC_ROOT", None)
+
+
+def _params(project: Path, *overrides: str, **tracking) -> config.Config:
+    raw = yaml.safe_load(config.compose_yaml(ROOT / "conf", ["model=pca", *overrides]))
+    raw["trainer"]["enable_progress_bar"] = False
+    raw["tracking"].update(tracking)
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return config.validate(raw)
+
+
+def _stage(project: Path, name: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """``python pipelines/<name>.py`` run in ``project``, as DVC runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "pipelines" / f"{name}.py")], cwd=project, env=ENV,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def _one_clear_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit code 2 and a single ERROR line that says each of ``needles``; no traceback."""
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-4000:]
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-4000:]
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mirror):
+    """The data stages in-process, then `train` and `threshold` through their drivers."""
+    root = tmp_path_factory.mktemp("project")
+    cfg = _params(root)
+    raw = cfg.model_dump()
+    raw["download"]["mirror"] = str(mirror)
+    for stage in (download, split, encode):
+        stage(config.validate(raw), Paths(root))
+    for name in ("train", "threshold"):
+        proc = _stage(root, name)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+@pytest.mark.parametrize("value, shown", [("NaN", "nan"), ('"0.5x"', "'0.5x'"), ("Infinity", "inf"),
+                                          ("true", "True")])
+def test_a_threshold_that_is_not_a_finite_number_is_refused(project, value, shown):
+    path = project / "models" / "threshold.json"
+    good = path.read_text()
+    info = json.loads(good)
+    try:
+        path.write_text(good.replace(f'"threshold": {json.dumps(info["threshold"])}', f'"threshold": {value}'))
+        assert json.loads(path.read_text())["threshold"] != info["threshold"]
+        proc = _stage(project, "evaluate")
+        _one_clear_line(proc, "models/threshold.json", "'threshold'", "expected a finite number", shown)
+        assert not (project / "reports" / "metrics.json").exists()
+        from kddad import Detector
+        from kddad.detector import DetectorError
+        with pytest.raises(DetectorError, match="expected a finite number"):
+            Detector.load(project / "models" / "detector", threshold=path)
+    finally:
+        path.write_text(good)
+
+
+def test_an_unreachable_tracking_server_fails_in_seconds_before_any_work(project):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    _params(project, f"tracking.uri={uri}")
+    before = (project / "models" / "detector" / "detector.json").stat().st_mtime_ns
+    try:
+        start = time.monotonic()
+        proc = _stage(project, "train", timeout=120)
+        assert time.monotonic() - start < 30
+        _one_clear_line(proc, uri, "no MLflow server answers", "tracking.enabled=false")
+        assert (project / "models" / "detector" / "detector.json").stat().st_mtime_ns == before  # no work done
+        # the experiment entrypoint, single run and sweep, fail the same way before preparing any data
+        for sweep in ([], ["-m"]):
+            proc = subprocess.run([sys.executable, str(ROOT / "pipelines" / "experiment.py"), *sweep,
+                                   f"tracking.uri={uri}", f"hydra.run.dir={project / 'out'}",
+                                   f"hydra.sweep.dir={project / 'sweep'}"],
+                                  cwd=project, env={**ENV, "KDDAD_CACHE": str(project / "cache")},
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 2 and uri in proc.stdout + proc.stderr, proc.stderr[-3000:]
+            assert "Traceback" not in proc.stderr and not (project / "cache").exists()
+    finally:
+        _params(project)
+
+
+def _raw_file(project: Path, lines: list[bytes]) -> None:
+    raw = project / "data" / "raw" / KDD10
+    with gzip.open(raw, "wb") as f:
+        f.writelines(lines)
+
+
+@pytest.mark.parametrize("case", ["latin-1", "empty"])
+def test_bad_raw_files_end_in_one_line_naming_the_file(project, mirror, case):
+    raw = project / "data" / "raw" / KDD10
+    kept = raw.read_bytes()
+    split_before = sorted(p.name for p in (project / "data" / "split").iterdir())
+    try:
+        if case == "latin-1":
+            lines = gzip.open(mirror / KDD10, "rb").readlines()[:500]
+            fields = lines[41].split(b",")
+            fields[2] = "privé".encode("latin-1")
+            lines[41] = b",".join(fields)
+            _raw_file(project, lines)
+            _one_clear_line(_stage(project, "split"), KDD10, "line 42", "column 'service'", "not UTF-8")
+        else:
+            _raw_file(project, [])
+            _one_clear_line(_stage(project, "split"), KDD10, "the file is empty")
+        assert sorted(p.name for p in (project / "data" / "split").iterdir()) == split_before
+        assert not [p for p in (project / "data").iterdir() if p.name.startswith(".")]  # no temporary left
+    finally:
+        raw.write_bytes(kept)
+
+
+def _running_runs(db: Path) -> list:
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("kddad")
+    return client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'") if exp else []
+
+
+def test_a_run_left_running_by_a_killed_stage_is_closed_by_the_next_execution(project):
+    _params(project, "model=vae", "trainer.max_epochs=30")
+    db = project / "mlflow.db"
+    try:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines" / "train.py")], cwd=project, env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _running_runs(db):
+            assert proc.poll() is None, "train ended before it could be killed"
+            time.sleep(0.5)
+        [orphan] = _running_runs(db)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert MlflowClient(f"sqlite:///{db}").get_run(orphan.info.run_id).info.status == "RUNNING"
+    finally:
+        _params(project)
+    assert _stage(project, "threshold").returncode == 0  # the next execution of any tracked stage
+    run = MlflowClient(f"sqlite:///{db}").get_run(orphan.info.run_id)
+    assert run.info.status == "KILLED" and "ended without closing it" in run.data.tags["kddad.closed"]
+    assert not _running_runs(db)
+
+
+#: root writes anywhere: without the capability to override file modes, it meets them like anyone
+AS_ORDINARY_USER = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+                    "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.parametrize("case", ["a file where the folder goes", "a read-only folder"])
+def test_a_stage_that_cannot_write_its_output_says_where(project, tmp_path, case):
+    copy = Path(shutil.copytree(project, tmp_path / "ro", ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts")))
+    raw = yaml.safe_load((copy / "params.yaml").read_text())
+    raw["tracking"]["enabled"] = False
+    (copy / "params.yaml").write_text(yaml.safe_dump(raw))
+    prefix: list[str] = []
+    if case == "a file where the folder goes":
+        shutil.rmtree(copy / "reports", ignore_errors=True)
+        (copy / "reports").write_text("not a folder\n")
+        stage, needle = "evaluate", "reports"
+    else:
+        stage, needle = "threshold", "models/threshold.json"
+        os.chmod(copy / "models", 0o555)
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv (util-linux) to drop the file-mode override")
+            prefix = AS_ORDINARY_USER
+    before = sorted(str(p.relative_to(copy)) for p in copy.rglob("*"))
+    proc = subprocess.run([*prefix, sys.executable, str(ROOT / "pipelines" / f"{stage}.py")], cwd=copy,
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    _one_clear_line(proc, needle, "cannot write this output")
+    assert sorted(str(p.relative_to(copy)) for p in copy.rglob("*")) == before  # nothing half-written
