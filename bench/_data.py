@@ -1,4 +1,5 @@
 """Shared by the benchmarks: a composed config and its data stages' outputs, from the library's cache."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 
 Usage: python bench/data_stages.py [--mirror DIR]   (default: $KDDAD_DATA_MIRROR or ../shared/data)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,16 +39,20 @@ def main() -> None:
     ap.add_argument("--mirror", default=os.environ.get("KDDAD_DATA_MIRROR", str(ROOT.parent / "shared" / "data")))
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    df = timed("read kddcup.data_10_percent.gz (494,021 rows)",
-               lambda: read_kdd(Path(args.mirror) / "kddcup.data_10_percent.gz"))
+    df = timed(
+        "read kddcup.data_10_percent.gz (494,021 rows)",
+        lambda: read_kdd(Path(args.mirror) / "kddcup.data_10_percent.gz"),
+    )
     frames, _ = timed("split grouped (default)", lambda: split(df, SplitConfig()))
     timed("split grouped + dedupe", lambda: split(df, SplitConfig(dedupe=True)))
     alibi = SplitConfig(**yaml.safe_load((ROOT / "conf/split/alibi_example.yaml").read_text()))
     timed("split alibi_example (400,000-row train)", lambda: split(df, alibi))
     for name, num, cat in (("alibi18", schema.ALIBI18, ()), ("all41", schema.NUMERIC, schema.CATEGORICAL)):
-        def fit_and_transform():
+
+        def fit_and_transform(num=num, cat=cat):
             enc = FeatureEncoder(num, cat, "standard").fit(frames["train"])
             return [enc.transform(f) for f in frames.values()]
+
         timed(f"encode {name}: fit on train, transform 4 splits", fit_and_transform)
 
 

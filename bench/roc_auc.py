@@ -6,6 +6,7 @@ that is the labelled data configurations are chosen on; the test split is only r
 
 Usage: python bench/roc_auc.py [--seeds 0 1 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +17,10 @@ import time
 import warnings
 
 import numpy as np
+from _data import prepared
 from sklearn.metrics import roc_auc_score
 
 from kddad.stages.model import load_features, train
-
-from _data import prepared
 
 # Chosen on the threshold batch's ROC-AUC (see bench/README.md), never on the test split.
 CONFIGS = {
@@ -34,11 +34,14 @@ CONFIGS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--config", action="append", metavar="NAME=OVERRIDES",
-                    help='e.g. "mine=features=all41 model=ae"; replaces the default configurations')
+    ap.add_argument(
+        "--config",
+        action="append",
+        metavar="NAME=OVERRIDES",
+        help='e.g. "mine=features=all41 model=ae"; replaces the default configurations',
+    )
     args = ap.parse_args()
-    configs = CONFIGS if not args.config else {
-        c.split("=", 1)[0]: c.split("=", 1)[1].split() for c in args.config}
+    configs = CONFIGS if not args.config else {c.split("=", 1)[0]: c.split("=", 1)[1].split() for c in args.config}
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -56,8 +59,10 @@ def main() -> None:
             for split, out in (("test", test), ("threshold", thr)):
                 X, y = load_features(split, paths)
                 out.append(roc_auc_score(y, det.score(X)[0]))
-        print(f"{name:<38} {np.mean(test):.5f} ± {np.std(test):.5f} {np.mean(thr):>14.5f} ± {np.std(thr):.5f}"
-              f" {np.mean(epochs):>7.1f} {np.mean(seconds):>6.0f}")
+        print(
+            f"{name:<38} {np.mean(test):.5f} ± {np.std(test):.5f} {np.mean(thr):>14.5f} ± {np.std(thr):.5f}"
+            f" {np.mean(epochs):>7.1f} {np.mean(seconds):>6.0f}"
+        )
         print(f"{'':<38} overrides: {' '.join(overrides)}")
 
 

@@ -6,6 +6,7 @@ same way of batching (one permutation per epoch, contiguous slices), in one run.
 
 Usage: python bench/train_throughput.py [--epochs 3] [--batch-sizes 128 1024]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,18 +18,27 @@ import warnings
 
 import pytorch_lightning as pl
 import torch
+from _data import prepared
 
 from kddad.models.lightning import ReconstructionModule, TensorBatches, reconstruction_loss
 from kddad.models.networks import build_network
 from kddad.stages.model import load_features
 
-from _data import prepared
-
 
 def network(n: int) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_network("vae", n, gaussian=False, min_var=1e-3, hidden=[20, 15, 7], latent=2, activation="relu",
-                         output_activation="linear", dropout=0.0, batch_norm=False)
+    return build_network(
+        "vae",
+        n,
+        gaussian=False,
+        min_var=1e-3,
+        hidden=[20, 15, 7],
+        latent=2,
+        activation="relu",
+        output_activation="linear",
+        dropout=0.0,
+        batch_norm=False,
+    )
 
 
 def bare(X: torch.Tensor, batch_size: int, epochs: int) -> float:
@@ -51,8 +61,15 @@ def bare(X: torch.Tensor, batch_size: int, epochs: int) -> float:
 
 def lightning(X: torch.Tensor, batch_size: int, epochs: int) -> float:
     module = ReconstructionModule(network(X.shape[1]), likelihood=False, lr=1e-3)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     start = time.perf_counter()
     trainer.fit(module, train_dataloaders=TensorBatches(X, batch_size, shuffle=True))
     return epochs * len(X) / (time.perf_counter() - start)
@@ -68,16 +85,20 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     _, paths = prepared(["features=alibi18", "scaling=standard"])  # as documented, whatever the default
     X = torch.from_numpy(load_features("train", paths)[0])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), Lightning {pl.__version__}")
-    print(f"data: {X.shape[0]} rows × {X.shape[1]} features, {args.epochs} epochs a run, best of "
-          f"{args.repeat} interleaved runs, after a 1-epoch warm-up")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), Lightning {pl.__version__}"
+    )
+    print(
+        f"data: {X.shape[0]} rows × {X.shape[1]} features, {args.epochs} epochs a run, best of "
+        f"{args.repeat} interleaved runs, after a 1-epoch warm-up"
+    )
     print(f"{'batch':>6} {'bare rows/s':>13} {'Lightning rows/s':>17} {'ratio':>6}")
     for bs in args.batch_sizes:
         bare(X, bs, 1), lightning(X, bs, 1)  # warm-up
         runs = [(bare(X, bs, args.epochs), lightning(X, bs, args.epochs)) for _ in range(args.repeat)]
-        b, l = max(r[0] for r in runs), max(r[1] for r in runs)  # best of interleaved runs
-        print(f"{bs:>6} {b:>13,.0f} {l:>17,.0f} {l / b:>6.2f}")
+        b, lt = max(r[0] for r in runs), max(r[1] for r in runs)  # best of interleaved runs
+        print(f"{bs:>6} {b:>13,.0f} {lt:>17,.0f} {lt / b:>6.2f}")
 
 
 if __name__ == "__main__":

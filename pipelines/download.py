@@ -1,4 +1,5 @@
 """DVC stage `download`: see kddad.stages.data.download."""
+
 from kddad.cli import run_stage
 from kddad.stages.data import download
 

@@ -1,4 +1,5 @@
 """DVC stage `encode`: see kddad.stages.data.encode."""
+
 from kddad.cli import run_stage
 from kddad.stages.data import encode
 

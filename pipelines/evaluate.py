@@ -1,4 +1,5 @@
 """DVC stage `evaluate`: see kddad.stages.evaluate.evaluate."""
+
 from kddad.cli import run_stage
 from kddad.stages.evaluate import evaluate
 

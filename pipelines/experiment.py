@@ -1,8 +1,9 @@
 """The whole chain for one composed config, without DVC; with -m, a Hydra multirun sweep.
 
-    python pipelines/experiment.py model=ae trainer.max_epochs=5
-    python pipelines/experiment.py -m model=ae,vae score=mse,likelihood seed=0,1,2
+python pipelines/experiment.py model=ae trainer.max_epochs=5
+python pipelines/experiment.py -m model=ae,vae score=mse,likelihood seed=0,1,2
 """
+
 import hydra
 from omegaconf import DictConfig
 

@@ -1,4 +1,5 @@
 """DVC stage `split`: see kddad.stages.data.split."""
+
 from kddad.cli import run_stage
 from kddad.stages.data import split
 

@@ -1,4 +1,5 @@
 """DVC stage `threshold`: see kddad.stages.model.threshold."""
+
 from kddad.cli import run_stage
 from kddad.stages.model import threshold
 

@@ -1,4 +1,5 @@
 """DVC stage `train`: see kddad.stages.model.train."""
+
 from kddad.cli import run_stage
 from kddad.stages.model import train
 

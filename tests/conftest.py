@@ -1,15 +1,19 @@
 """Shared fixtures: the real data files (KDDAD_DATA_MIRROR, else ../shared/data) and configs."""
+
 from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from kddad import config
 from kddad.data.read import read_kdd
@@ -35,8 +39,10 @@ def mirror() -> Path:
     path = Path(os.environ.get("KDDAD_DATA_MIRROR", ROOT.parent / "shared" / "data"))
     for name in (KDD10, "KDDTest+.txt"):
         if not (path / name).is_file():
-            pytest.fail(f"real data not found: {path / name}; set KDDAD_DATA_MIRROR to the folder holding "
-                        f"{KDD10} and NSL-KDD's KDDTest+.txt")
+            pytest.fail(
+                f"real data not found: {path / name}; set KDDAD_DATA_MIRROR to the folder holding "
+                f"{KDD10} and NSL-KDD's KDDTest+.txt"
+            )
     return path
 
 
@@ -52,6 +58,34 @@ def cfg() -> config.Config:
     return config.load(ROOT / "params.yaml")
 
 
+def with_keys(cfg: config.Config, **groups: Any) -> config.Config:
+    """``cfg`` with keys changed: a dict merges into its group, anything else replaces it."""
+    raw = cfg.model_dump()
+    for group, value in groups.items():
+        raw[group] = {**raw[group], **value} if isinstance(value, dict) and isinstance(raw[group], dict) else value
+    return config.validate(raw)
+
+
+def compose(*overrides: str, mirror: Path | None = None, **groups: Any) -> config.Config:
+    """The default composition of conf/ with the quick trainer preset (``trainer=quick``: 2 epochs,
+    no progress bar) and Hydra ``overrides``, then ``groups`` as in :func:`with_keys`; the data
+    come from ``mirror``. The one way tests shorten training."""
+    raw = yaml.safe_load(config.compose_yaml(ROOT / "conf", ["trainer=quick", *overrides]))
+    if mirror is not None:
+        raw["download"]["mirror"] = str(mirror)
+    return with_keys(config.validate(raw), **groups)
+
+
+def use_preset(repo: Path, group: str, preset: str) -> None:
+    """Make ``preset`` the default of ``group`` in a repo copy's conf/config.yaml (as a user would edit
+    it), so that `dvc exp run` compositions use it too; params.yaml is recomposed."""
+    conf = repo / "conf" / "config.yaml"
+    text, n = re.subn(rf"^(  - {group}: )\S+", rf"\g<1>{preset}", conf.read_text(), flags=re.M)
+    assert n == 1, f"no default for {group} in {conf}"
+    conf.write_text(text)
+    (repo / "params.yaml").write_text(config.compose_yaml(repo / "conf"))
+
+
 def write_head(src: Path, dst: Path, lines: int) -> Path:
     """Write the first ``lines`` lines of a real (gzipped) KDD file to ``dst``, gzipped if dst ends .gz."""
     opener = gzip.open if dst.suffix == ".gz" else open
@@ -65,16 +99,28 @@ def copy_repo(dst: Path, mirror: Path) -> dict[str, str]:
     """The working tree (tracked and untracked-not-ignored files) as a fresh git repo at ``dst``, as a
     new user's clone; returns the environment a user's shell would have: the virtualenv's ``python``
     and ``dvc`` first on PATH, the data mirror set, nothing else of ours."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for f in filter(None, files):
         if (ROOT / f).is_file() and not f.startswith(("dvc.lock", "reports/")):
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dst / f)
     env = {k: v for k, v in os.environ.items() if k not in ("KDDAD_CACHE", "DVC_ROOT", "MLFLOW_TRACKING_URI")}
-    env.update({"KDDAD_DATA_MIRROR": str(mirror), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                "GIT_COMMITTER_EMAIL": "t@t"})
+    env.update(
+        {
+            "KDDAD_DATA_MIRROR": str(mirror),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        }
+    )
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         subprocess.run(cmd, cwd=dst, env=env, check=True, capture_output=True)
     return env

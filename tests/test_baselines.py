@@ -1,4 +1,5 @@
 """The scikit-learn baselines behind the Detector interface, on slices of the real data."""
+
 import numpy as np
 import pytest
 import skops.io as sio
@@ -19,7 +20,12 @@ def data(kdd):
     attacks = kdd[kdd["label"] != "normal"].sample(300, random_state=1)
     enc = FeatureEncoder(schema.NUMERIC, categorical=schema.CATEGORICAL, scaling="standard").fit(normal.iloc[:5000])
     batch = np.concatenate([enc.transform(normal.iloc[5000:7000]), enc.transform(attacks)])
-    return enc.transform(normal.iloc[:4500]), enc.transform(normal.iloc[4500:5000]), batch, np.r_[np.zeros(2000), np.ones(300)]
+    return (
+        enc.transform(normal.iloc[:4500]),
+        enc.transform(normal.iloc[4500:5000]),
+        batch,
+        np.r_[np.zeros(2000), np.ones(300)],
+    )
 
 
 def test_pca_scores_are_the_networks_scores_of_its_reconstruction(data):
@@ -40,7 +46,7 @@ def test_pca_likelihood_uses_the_training_residual_variance(data):
     ref = PCA(n_components=5, random_state=0).fit(X)
     var = np.maximum((X - ref.inverse_transform(ref.transform(X))).var(0), 1e-3)
     resid = batch - ref.inverse_transform(ref.transform(batch))
-    nll = 0.5 * (np.log(2 * np.pi * var) + resid ** 2 / var)
+    nll = 0.5 * (np.log(2 * np.pi * var) + resid**2 / var)
     inst, feat = det.score(batch)
     np.testing.assert_allclose(feat, nll, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(inst, nll.sum(1), rtol=1e-3, atol=1e-2)
@@ -89,11 +95,15 @@ def _short_residual_variance(state):
     state["residual_var"] = state["residual_var"][:-1]
 
 
-@pytest.mark.parametrize("model, tamper, error", [
-    ("iforest", _past_the_end, r"tree 1 has node or feature indices out of range"),
-    ("iforest", _right_child_missing, r"tree 1 has node or feature indices out of range"),
-    ("iforest", _child_before_parent, r"tree 1 has node or feature indices out of range"),
-    ("pca", _short_residual_variance, r"residual_var must be \d+ positive finite variances")])
+@pytest.mark.parametrize(
+    "model, tamper, error",
+    [
+        ("iforest", _past_the_end, r"tree 1 has node or feature indices out of range"),
+        ("iforest", _right_child_missing, r"tree 1 has node or feature indices out of range"),
+        ("iforest", _child_before_parent, r"tree 1 has node or feature indices out of range"),
+        ("pca", _short_residual_variance, r"residual_var must be \d+ positive finite variances"),
+    ],
+)
 def test_a_tampered_baseline_file_is_refused_before_use(data, tmp_path, model, tamper, error):
     X, X_val, *_ = data
     settings = {"name": "iforest", "n_estimators": 3} if model == "iforest" else {"name": "pca", "n_components": 3}
@@ -109,16 +119,22 @@ def test_a_tampered_baseline_file_is_refused_before_use(data, tmp_path, model, t
 def test_a_baseline_file_holding_another_estimator_is_refused(data, tmp_path):
     X, X_val, *_ = data
     Detector({"name": "pca", "n_components": 3}, {"name": "mse"}).fit(X, X_val).save(tmp_path / "det")
-    sio.dump({"estimator": IsolationForest(n_estimators=2).fit(X), "residual_var": None},
-             tmp_path / "det" / "baseline.skops")
+    sio.dump(
+        {"estimator": IsolationForest(n_estimators=2).fit(X), "residual_var": None}, tmp_path / "det" / "baseline.skops"
+    )
     with pytest.raises(DetectorError, match=r"baseline\.skops"):
         Detector.load(tmp_path / "det")
 
 
-@pytest.mark.parametrize("model, key", [({"name": "pca", "n_components": 2.5}, "model.n_components"),
-                                        ({"name": "iforest", "max_samples": 0}, "model.max_samples"),
-                                        ({"name": "iforest", "trees": 5}, "model.trees"),
-                                        ({"n_components": 5}, "model.name: required key is missing")])
+@pytest.mark.parametrize(
+    "model, key",
+    [
+        ({"name": "pca", "n_components": 2.5}, "model.n_components"),
+        ({"name": "iforest", "max_samples": 0}, "model.max_samples"),
+        ({"name": "iforest", "trees": 5}, "model.trees"),
+        ({"n_components": 5}, "model.name: required key is missing"),
+    ],
+)
 def test_bad_baseline_settings_name_the_key(cfg, model, key):
     raw = cfg.model_dump()
     raw["model"] = model

@@ -3,11 +3,10 @@ import sys
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from kddad import config
 from kddad.errors import ConfigError
-
-from conftest import ROOT
 
 
 def test_params_yaml_is_the_default_composition_of_conf():
@@ -17,8 +16,17 @@ def test_params_yaml_is_the_default_composition_of_conf():
 
 def test_every_option_of_every_group_composes_and_validates():
     groups = [p for p in (ROOT / "conf").iterdir() if p.is_dir()]
-    assert {g.name for g in groups} >= {"dataset", "features", "scaling", "split", "model", "score",
-                                        "threshold", "trainer", "tracking"}
+    assert {g.name for g in groups} >= {
+        "dataset",
+        "features",
+        "scaling",
+        "split",
+        "model",
+        "score",
+        "threshold",
+        "trainer",
+        "tracking",
+    }
     for group in groups:
         for option in group.glob("*.yaml"):
             extra = ["dataset.path=/some/file.txt"] if option.stem == "local" else []
@@ -44,27 +52,30 @@ def _default() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("split.test.perc_outlier", 100, "split.test.perc_outlier"),
-    ("split.threshold.perc_outlier", -1, "split.threshold.perc_outlier"),
-    ("split.test.n", -5, "split.test.n"),
-    ("split.val_frac", 1.5, "split.val_frac"),
-    ("split.train.perc_outlier", 10, "normal rows only"),
-    ("split.pools.test", 0.9, "leave room for train"),
-    ("split.group_by", "alibi19", "unknown feature set"),
-    ("dataset.sha256", "abc", "64 hexadecimal"),
-    ("features.numeric", ["srv_count", "nonsense"], "nonsense"),
-    ("features.categorical", ["srv_count"], "not categorical"),
-    ("scaling.method", "quantile", "scaling.method"),
-    ("model.latent", 0, "model.latent"),
-    ("trainer.max_epochs", 0, "trainer.max_epochs"),
-    ("split.tset", {"n": 5}, "split.tset: unknown key"),
-    ("trainer.max_epoch", 3, "trainer.max_epoch: unknown key"),
-    ("trainer.precision", "bogus", "trainer.precision"),
-    ("trainer.accelerator", "tpuu", "trainer.accelerator"),
-    ("trainer.min_epochs", 50, "exceeds trainer.max_epochs"),
-    ("split.group_by", [], "at least one column"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("split.test.perc_outlier", 100, "split.test.perc_outlier"),
+        ("split.threshold.perc_outlier", -1, "split.threshold.perc_outlier"),
+        ("split.test.n", -5, "split.test.n"),
+        ("split.val_frac", 1.5, "split.val_frac"),
+        ("split.train.perc_outlier", 10, "normal rows only"),
+        ("split.pools.test", 0.9, "leave room for train"),
+        ("split.group_by", "alibi19", "unknown feature set"),
+        ("dataset.sha256", "abc", "64 hexadecimal"),
+        ("features.numeric", ["srv_count", "nonsense"], "nonsense"),
+        ("features.categorical", ["srv_count"], "not categorical"),
+        ("scaling.method", "quantile", "scaling.method"),
+        ("model.latent", 0, "model.latent"),
+        ("trainer.max_epochs", 0, "trainer.max_epochs"),
+        ("split.tset", {"n": 5}, "split.tset: unknown key"),
+        ("trainer.max_epoch", 3, "trainer.max_epoch: unknown key"),
+        ("trainer.precision", "bogus", "trainer.precision"),
+        ("trainer.accelerator", "tpuu", "trainer.accelerator"),
+        ("trainer.min_epochs", 50, "exceeds trainer.max_epochs"),
+        ("split.group_by", [], "at least one column"),
+    ],
+)
 def test_bad_values_are_rejected_naming_the_key(key, value, expected):
     raw = _default()
     node = raw
@@ -99,8 +110,12 @@ def test_stage_driver_stops_on_a_bad_config_before_any_work(tmp_path):
     raw["split"]["test"]["perc_outlier"] = 120
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run([sys.executable, str(ROOT / "pipelines" / "download.py"), "--params", str(params)],
-                          cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "download.py"), "--params", str(params)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "split.test.perc_outlier" in proc.stderr and "less than 100" in proc.stderr
     assert not (tmp_path / "data").exists()

@@ -1,4 +1,5 @@
 """Detector and scores on slices of the real data (Lightning training included)."""
+
 import math
 
 import numpy as np
@@ -14,8 +15,10 @@ from kddad.models.networks import AutoEncoder
 from kddad.scores import likelihood_scores, mse_scores, top_mean
 
 QUICK = {"max_epochs": 3, "enable_progress_bar": False, "accelerator": "cpu"}
-SMALL = {"ae": {"name": "ae", "hidden": [16, 8], "latent": 3, "output_activation": "linear"},
-         "vae": {"name": "vae", "hidden": [20, 15, 7], "latent": 2}}
+SMALL = {
+    "ae": {"name": "ae", "hidden": [16, 8], "latent": 3, "output_activation": "linear"},
+    "vae": {"name": "vae", "hidden": [20, 15, 7], "latent": 2},
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +48,13 @@ def test_training_lowers_the_loss(data, fitted, model, score):
     _, X, X_val, *_ = data
     det = fitted[model, score]
     untrained = Detector(SMALL[model], {"name": score}, seed=0)
-    untrained.n_features = X.shape[1]
     torch.manual_seed(0)
-    net0 = untrained._build()
+    net0 = untrained._new_model().build(X.shape[1])
     x = torch.from_numpy(X_val)
     kw = dict(likelihood=score == "likelihood", beta=1.0, recon_std=0.01)
     with torch.no_grad():
         before = reconstruction_loss(net0.eval(), x, **kw).item()
-        after = reconstruction_loss(det.network.eval(), x, **kw).item()
+        after = reconstruction_loss(det.model_.network.eval(), x, **kw).item()
     assert after < before
     assert len(det.history) == 3 and det.history[-1]["val_loss"] < det.history[0]["val_loss"]
     assert all(math.isfinite(h["train_loss"]) for h in det.history)  # the epoch's own, not the previous
@@ -93,7 +95,8 @@ def test_likelihood_score_of_a_network_with_known_weights():
         net.decoder.mean.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
         net.decoder.var.bias.copy_(torch.tensor([0.0, 1.0, -2.0]))
     det = Detector({"name": "ae", "hidden": [4], "latent": 2}, {"name": "likelihood", "min_var": 0.01})
-    det.network, det.n_features = net, 3
+    det.model_, det.n_features = det._new_model(), 3
+    det.model_.network = net
     x = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 3.0]], dtype=np.float32)
     var = 0.01 + np.log1p(np.exp([0.0, 1.0, -2.0]))  # min_var + softplus
     want = -norm.logpdf(x, [0.5, -1.0, 2.0], np.sqrt(var))
@@ -188,7 +191,7 @@ def test_a_row_far_outside_the_training_data_still_gets_a_finite_score(data, fit
     det = fitted["vae", score]
     far = batch[:4] * 1e4
     with torch.no_grad():
-        out = det.network(torch.from_numpy(far))
+        out = det.model_.network(torch.from_numpy(far))
     assert out.z_logvar.max() <= 20 and torch.isfinite(out.z).all()
     inst, _ = det.score(far)
     assert np.isfinite(inst).all() and (inst > det.score(batch[:4])[0]).all()

@@ -3,11 +3,10 @@ import http.server
 import threading
 
 import pytest
+from conftest import KDD10
 
 from kddad.data.download import MIRROR_ENV, fetch, sha256sum
 from kddad.errors import DownloadError
-
-from conftest import KDD10
 
 SHA = "8045aca0d84e70e622d1148d7df782496f6333bf6eb979a1b0837c42a9fd9561"
 UNREACHABLE = "http://127.0.0.1:9/kddcup.data_10_percent.gz"  # discard port: connection refused at once
@@ -70,7 +69,6 @@ def test_a_corrupt_file_in_place_is_replaced(mirror, tmp_path):
     assert sha256sum(path) == SHA
 
 
-
 def test_a_bad_file_in_place_is_removed_when_no_source_works(mirror, tmp_path):
     out = tmp_path / "raw"
     out.mkdir()
@@ -99,8 +97,13 @@ def http_server(mirror):
 def test_http_download_falls_through_failing_sources(http_server, tmp_path):
     missing_mirror = tmp_path / "empty"
     missing_mirror.mkdir()
-    path = fetch(KDD10, tmp_path / "raw", sha256=SHA, mirror=str(missing_mirror),
-                 urls=[UNREACHABLE, f"{http_server}/no-such-file.gz", f"{http_server}/{KDD10}"])
+    path = fetch(
+        KDD10,
+        tmp_path / "raw",
+        sha256=SHA,
+        mirror=str(missing_mirror),
+        urls=[UNREACHABLE, f"{http_server}/no-such-file.gz", f"{http_server}/{KDD10}"],
+    )
     assert sha256sum(path) == SHA
     assert sorted(p.name for p in path.parent.iterdir()) == [KDD10]
 

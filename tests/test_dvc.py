@@ -1,15 +1,12 @@
 """A real `dvc repro` / `dvc exp run` in a temporary copy of the repo (2 training epochs)."""
+
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from kddad import config
-
-from conftest import ROOT, copy_repo
+from conftest import ROOT, copy_repo, use_preset
 
 pytestmark = pytest.mark.slow
 STAGES = ("download", "split", "encode", "train", "threshold", "evaluate")
@@ -32,11 +29,7 @@ def repo(tmp_path_factory, mirror):
     """A fresh clone-like copy of the repo, trained for 2 epochs (params.yaml recomposed)."""
     dst = tmp_path_factory.mktemp("repo")
     env = copy_repo(dst, mirror)
-    # a quick test configuration: 2 epochs, no progress bar; params.yaml recomposed from it
-    trainer = dst / "conf/trainer/default.yaml"
-    trainer.write_text(trainer.read_text().replace("max_epochs: 30", "max_epochs: 2")
-                       .replace("enable_progress_bar: true", "enable_progress_bar: false"))
-    (dst / "params.yaml").write_text(config.compose_yaml(dst / "conf"))
+    use_preset(dst, "trainer", "quick")  # 2 epochs, for `dvc exp run` compositions too
     _run(["git", "commit", "-qam", "quick"], dst, env)
     return dst, env
 
@@ -105,6 +98,7 @@ def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     assert not plots.get("errors") and "reports/plots/roc.csv" in str(plots["data"])
     # every pipeline execution is one run in the same store at the repo root, tagged with its experiment
     from mlflow.tracking import MlflowClient
+
     client = MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("kddad").experiment_id])
     assert len(runs) == 8  # repro, then seven experiments (the scoring-only one forks a run)
@@ -115,8 +109,9 @@ def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     assert {r.data.tags["git_dirty"] for r in runs} <= {"true", "false"}
     shown = json.loads(_run([*dvc, "exp", "show", "--json"], path, env, stdout_only=True))
     exps = [e for rev in shown for e in (rev.get("experiments") or [])]
-    dropped = sorted(run["data"]["metrics"]["reports/split.json"]["data"]["duplicates_dropped"]
-                     for e in exps for run in e["revs"])
+    dropped = sorted(
+        run["data"]["metrics"]["reports/split.json"]["data"]["duplicates_dropped"] for e in exps for run in e["revs"]
+    )
     f1s = [run["data"]["metrics"]["reports/metrics.json"]["data"]["f1"] for e in exps for run in e["revs"]]
     assert len(f1s) == 7 and all(0 <= f <= 1 for f in f1s)  # a comparable row per experiment
     assert dropped == [0] * (len(dropped) - 1) + [494021 - 145586]  # only the dedupe experiment
@@ -149,8 +144,12 @@ def test_queued_experiments_land_in_the_same_mlflow_store(repo):
     assert all(r.info.artifact_uri.startswith((path / "mlartifacts").resolve().as_uri()) for r in new)
     # `dvc exp show` lists both, each with the F1 its MLflow run holds
     shown = json.loads(_run([*dvc, "exp", "show", "--json"], path, env, stdout_only=True))
-    rows = {run.get("name") or e.get("name"): run for rev in shown for e in (rev.get("experiments") or [])
-            for run in e["revs"]}
+    rows = {
+        run.get("name") or e.get("name"): run
+        for rev in shown
+        for e in (rev.get("experiments") or [])
+        for run in e["revs"]
+    }
     for r in new:
         f1 = rows[r.data.tags["dvc_experiment"]]["data"]["metrics"]["reports/metrics.json"]["data"]["f1"]
         assert f1 == pytest.approx(r.data.metrics["f1"])

@@ -71,8 +71,9 @@ def test_save_load_roundtrip_gives_identical_arrays(parts, tmp_path):
     assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == ["encoder.json"]
 
 
-@pytest.mark.parametrize("method, sk", [("standard", StandardScaler), ("minmax", MinMaxScaler),
-                                        ("robust", RobustScaler)])
+@pytest.mark.parametrize(
+    "method, sk", [("standard", StandardScaler), ("minmax", MinMaxScaler), ("robust", RobustScaler)]
+)
 def test_transform_matches_scikit_learn(parts, method, sk):
     train, unseen = parts
     enc = FeatureEncoder(ALL_NUMERIC, list(schema.CATEGORICAL), method).fit(train)
@@ -82,16 +83,19 @@ def test_transform_matches_scikit_learn(parts, method, sk):
         warnings.simplefilter("ignore")
         want_cat = onehot.transform(unseen[list(schema.CATEGORICAL)])
     got = enc.transform(unseen)
-    assert np.allclose(got[:, :len(ALL_NUMERIC)], want_num, rtol=1e-5, atol=1e-5)
-    assert np.array_equal(got[:, len(ALL_NUMERIC):], want_cat)
+    assert np.allclose(got[:, : len(ALL_NUMERIC)], want_num, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(got[:, len(ALL_NUMERIC) :], want_cat)
 
 
-@pytest.mark.parametrize("tamper, match", [
-    (lambda m: m.update(multiplier=m["multiplier"][:-1]), "one per numeric column"),
-    (lambda m: m.pop("offset"), "KeyError"),
-    (lambda m: m.update(format=99), "format 99"),
-    (lambda m: m["categories"].update(service=["http"]), "disagree"),
-])
+@pytest.mark.parametrize(
+    "tamper, match",
+    [
+        (lambda m: m.update(multiplier=m["multiplier"][:-1]), "one per numeric column"),
+        (lambda m: m.pop("offset"), "KeyError"),
+        (lambda m: m.update(format=99), "format 99"),
+        (lambda m: m["categories"].update(service=["http"]), "disagree"),
+    ],
+)
 def test_a_tampered_encoder_file_is_refused_naming_it(parts, tmp_path, tamper, match):
     train, _ = parts
     FeatureEncoder(ALL_NUMERIC, list(schema.CATEGORICAL)).fit(train).save(tmp_path / "enc")

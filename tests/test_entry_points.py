@@ -1,19 +1,21 @@
 """The README's experiment commands exactly as written, in a fresh copy of the repo with its defaults
 (relative tracking URI, default output and sweep folders, default data cache): every run lands in
 the repository's one mlflow.db. (`dvc repro` as written: tests/test_dvc.py.)"""
+
 import shlex
 import subprocess
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import ROOT, copy_repo
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
 SINGLE = "python pipelines/experiment.py model=ae trainer.max_epochs=5"
 SWEEP = "python pipelines/experiment.py -m model=ae,vae trainer.max_epochs=1"
-JOBLIB = "python pipelines/experiment.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 model=ae,vae trainer.max_epochs=1"
+JOBLIB = (
+    "python pipelines/experiment.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 model=ae,vae trainer.max_epochs=1"
+)
 SUMMARY = {"summary/summary.md", "summary/summary.csv", "summary/jobs.csv", "summary/summary.png"}
 
 
@@ -31,8 +33,9 @@ def repo(tmp_path_factory, mirror):
 
 def _run(repo, command: str, *extra: str) -> subprocess.CompletedProcess:
     path, env = repo
-    proc = subprocess.run([*shlex.split(command), *extra], cwd=path, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        [*shlex.split(command), *extra], cwd=path, env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
 
@@ -45,8 +48,9 @@ def _store(repo) -> MlflowClient:
 
 def _sweep(client: MlflowClient, sweep_id: str):
     exp = client.get_experiment_by_name("kddad").experiment_id
-    [parent] = [r for r in client.search_runs([exp], f"tags.sweep_id = '{sweep_id}'")
-                if "mlflow.parentRunId" not in r.data.tags]
+    [parent] = [
+        r for r in client.search_runs([exp], f"tags.sweep_id = '{sweep_id}'") if "mlflow.parentRunId" not in r.data.tags
+    ]
     children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     return parent, children
 

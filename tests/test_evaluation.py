@@ -1,4 +1,5 @@
 """Metrics on a hand-made case, checked by hand and against scikit-learn."""
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -23,8 +24,11 @@ def test_metrics_on_a_hand_made_case():
     assert m["pr_auc"] == pytest.approx(skm.average_precision_score(y, scores))
     # ROC-AUC by hand: of the 24 (outlier, normal) pairs, the outlier scores higher in 5 + 5 + 4 + 6
     assert m["roc_auc"] == pytest.approx(20 / 24)
-    assert m["recall_by_category"] == {"dos": {"recall": 1.0, "rows": 2}, "probe": {"recall": 1.0, "rows": 1},
-                                       "r2l": {"recall": 0.0, "rows": 1}}
+    assert m["recall_by_category"] == {
+        "dos": {"recall": 1.0, "rows": 2},
+        "probe": {"recall": 1.0, "rows": 1},
+        "r2l": {"recall": 0.0, "rows": 1},
+    }
     assert m["recall_by_attack"]["guess_passwd"] == {"recall": 0.0, "rows": 1}
     assert set(m["recall_by_attack"]) == {"smurf", "neptune", "guess_passwd", "satan"}
 

@@ -1,5 +1,6 @@
 """Faults and bad input at the stage drivers, run as users run them: one clear line, exit code 2,
 nothing half-written. The project is a real one (default split, PCA baseline: quick to train)."""
+
 import gzip
 import json
 import os
@@ -13,30 +14,36 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import KDD10, ROOT, compose, with_keys
 from mlflow.tracking import MlflowClient
 
 from kddad import config
 from kddad.paths import Paths
 from kddad.stages.data import download, encode, split
 
-from conftest import KDD10, ROOT
-
+pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 ENV.pop("DVC_ROOT", None)
 
 
-def _params(project: Path, *overrides: str, **tracking) -> config.Config:
-    raw = yaml.safe_load(config.compose_yaml(ROOT / "conf", ["model=pca", *overrides]))
-    raw["trainer"]["enable_progress_bar"] = False
-    raw["tracking"].update(tracking)
-    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    return config.validate(raw)
+def _params(project: Path, *overrides: str) -> config.Config:
+    """params.yaml for ``project``: the quick default composition with the PCA baseline."""
+    cfg = compose("model=pca", *overrides)
+    (project / "params.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    return cfg
 
 
 def _stage(project: Path, name: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     """``python pipelines/<name>.py`` run in ``project``, as DVC runs it."""
-    return subprocess.run([sys.executable, str(ROOT / "pipelines" / f"{name}.py")], cwd=project, env=ENV,
-                          capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / f"{name}.py")],
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def _one_clear_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -53,19 +60,16 @@ def _one_clear_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
 def project(tmp_path_factory, mirror):
     """The data stages in-process, then `train` and `threshold` through their drivers."""
     root = tmp_path_factory.mktemp("project")
-    cfg = _params(root)
-    raw = cfg.model_dump()
-    raw["download"]["mirror"] = str(mirror)
+    cfg = with_keys(_params(root), download={"mirror": str(mirror)})
     for stage in (download, split, encode):
-        stage(config.validate(raw), Paths(root))
+        stage(cfg, Paths(root))
     for name in ("train", "threshold"):
         proc = _stage(root, name)
         assert proc.returncode == 0, proc.stderr[-3000:]
     return root
 
 
-@pytest.mark.parametrize("value, shown", [("NaN", "nan"), ('"0.5x"', "'0.5x'"), ("Infinity", "inf"),
-                                          ("true", "True")])
+@pytest.mark.parametrize("value, shown", [("NaN", "nan"), ('"0.5x"', "'0.5x'"), ("Infinity", "inf"), ("true", "True")])
 def test_a_threshold_that_is_not_a_finite_number_is_refused(project, value, shown):
     path = project / "models" / "threshold.json"
     good = path.read_text()
@@ -78,6 +82,7 @@ def test_a_threshold_that_is_not_a_finite_number_is_refused(project, value, show
         assert not (project / "reports" / "metrics.json").exists()
         from kddad import Detector
         from kddad.detector import DetectorError
+
         with pytest.raises(DetectorError, match="expected a finite number"):
             Detector.load(project / "models" / "detector", threshold=path)
     finally:
@@ -99,11 +104,21 @@ def test_an_unreachable_tracking_server_fails_in_seconds_before_any_work(project
         assert (project / "models" / "detector" / "detector.json").stat().st_mtime_ns == before  # no work done
         # the experiment entrypoint, single run and sweep, fail the same way before preparing any data
         for sweep in ([], ["-m"]):
-            proc = subprocess.run([sys.executable, str(ROOT / "pipelines" / "experiment.py"), *sweep,
-                                   f"tracking.uri={uri}", f"hydra.run.dir={project / 'out'}",
-                                   f"hydra.sweep.dir={project / 'sweep'}"],
-                                  cwd=project, env={**ENV, "KDDAD_CACHE": str(project / "cache")},
-                                  capture_output=True, text=True, timeout=120)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "pipelines" / "experiment.py"),
+                    *sweep,
+                    f"tracking.uri={uri}",
+                    f"hydra.run.dir={project / 'out'}",
+                    f"hydra.sweep.dir={project / 'sweep'}",
+                ],
+                cwd=project,
+                env={**ENV, "KDDAD_CACHE": str(project / "cache")},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert proc.returncode == 2 and uri in proc.stdout + proc.stderr, proc.stderr[-3000:]
             assert "Traceback" not in proc.stderr and not (project / "cache").exists()
     finally:
@@ -145,11 +160,16 @@ def _running_runs(db: Path) -> list:
 
 
 def test_a_run_left_running_by_a_killed_stage_is_closed_by_the_next_execution(project):
-    _params(project, "model=vae", "trainer.max_epochs=30")
+    _params(project, "model=vae", "trainer.max_epochs=30")  # long enough to be killed mid-way
     db = project / "mlflow.db"
     try:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines" / "train.py")], cwd=project, env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "pipelines" / "train.py")],
+            cwd=project,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _running_runs(db):
             assert proc.poll() is None, "train ended before it could be killed"
@@ -167,16 +187,18 @@ def test_a_run_left_running_by_a_killed_stage_is_closed_by_the_next_execution(pr
 
 
 #: root writes anywhere: without the capability to override file modes, it meets them like anyone
-AS_ORDINARY_USER = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
-                    "--bounding-set=-dac_override,-dac_read_search", "--"]
+AS_ORDINARY_USER = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--",
+]
 
 
 @pytest.mark.parametrize("case", ["a file where the folder goes", "a read-only folder"])
 def test_a_stage_that_cannot_write_its_output_says_where(project, tmp_path, case):
     copy = Path(shutil.copytree(project, tmp_path / "ro", ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts")))
-    raw = yaml.safe_load((copy / "params.yaml").read_text())
-    raw["tracking"]["enabled"] = False
-    (copy / "params.yaml").write_text(yaml.safe_dump(raw))
+    _params(copy, "tracking.enabled=false")
     prefix: list[str] = []
     if case == "a file where the folder goes":
         shutil.rmtree(copy / "reports", ignore_errors=True)
@@ -190,7 +212,13 @@ def test_a_stage_that_cannot_write_its_output_says_where(project, tmp_path, case
                 pytest.skip("running as root without setpriv (util-linux) to drop the file-mode override")
             prefix = AS_ORDINARY_USER
     before = sorted(str(p.relative_to(copy)) for p in copy.rglob("*"))
-    proc = subprocess.run([*prefix, sys.executable, str(ROOT / "pipelines" / f"{stage}.py")], cwd=copy,
-                          env=ENV, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*prefix, sys.executable, str(ROOT / "pipelines" / f"{stage}.py")],
+        cwd=copy,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     _one_clear_line(proc, needle, "cannot write this output")
     assert sorted(str(p.relative_to(copy)) for p in copy.rglob("*")) == before  # nothing half-written

@@ -1,10 +1,12 @@
 """The train and threshold stages as library calls, on the real default split (2 epochs)."""
+
 import json
 
 import numpy as np
 import pytest
+from conftest import compose, with_keys
 
-from kddad import Detector, config
+from kddad import Detector
 from kddad.paths import Paths
 from kddad.stages.data import download, encode, split
 from kddad.stages.model import threshold, train
@@ -12,26 +14,11 @@ from kddad.stages.model import threshold, train
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, mirror):
-    raw = config.load(config_path()).model_dump()
-    raw["download"]["mirror"] = str(mirror)
-    raw["trainer"].update(max_epochs=2, enable_progress_bar=False)
-    cfg = config.validate(raw)
+    cfg = compose(mirror=mirror)
     paths = Paths(tmp_path_factory.mktemp("proj"))
     for stage in (download, split, encode):
         stage(cfg, paths)
     return cfg, paths
-
-
-def config_path():
-    from conftest import ROOT
-    return ROOT / "params.yaml"
-
-
-def _with(cfg, **groups):
-    raw = cfg.model_dump()
-    for k, v in groups.items():
-        raw[k] = {**raw[k], **v}
-    return config.validate(raw)
 
 
 def test_train_then_percentile_threshold(prepared):
@@ -52,7 +39,7 @@ def test_train_then_percentile_threshold(prepared):
 def test_fpr_threshold_on_validation_normals(prepared):
     cfg, paths = prepared
     train(cfg, paths)
-    info = threshold(_with(cfg, threshold={"method": "fpr", "fpr": 0.01}), paths)
+    info = threshold(with_keys(cfg, threshold={"method": "fpr", "fpr": 0.01}), paths)
     n_val = len(np.load(paths.features / "val.npy"))
     assert info["on"] == "data/features/val.npy" and info["outliers_in_batch"] == 0
     assert info["flagged"] == pytest.approx(0.01 * n_val, abs=2)
@@ -60,17 +47,19 @@ def test_fpr_threshold_on_validation_normals(prepared):
 
 def test_threshold_refuses_a_detector_trained_for_another_score(prepared):
     from kddad.errors import DataError
+
     cfg, paths = prepared
     train(cfg, paths)
     other = "mse" if cfg.score.name == "likelihood" else "likelihood"
     with pytest.raises(DataError, match=f"trained for score '{cfg.score.name}'.*re-run the train stage"):
-        threshold(_with(cfg, score={"name": other}), paths)
+        threshold(with_keys(cfg, score={"name": other}), paths)
 
 
 def test_ae_mse_through_the_stages(prepared):
     cfg, paths = prepared
-    c = _with(cfg, model={"name": "ae", "hidden": [16, 8], "latent": 3, "output_activation": "linear"},
-              score={"name": "mse"})
+    c = with_keys(
+        cfg, model={"name": "ae", "hidden": [16, 8], "latent": 3, "output_activation": "linear"}, score={"name": "mse"}
+    )
     train(c, paths)
     info = threshold(c, paths)
     assert info["score"]["name"] == "mse" and np.isfinite(info["threshold"])

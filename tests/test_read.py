@@ -1,12 +1,11 @@
 import gzip
 
 import pytest
+from conftest import KDD10, write_head
 
 from kddad.data import schema
 from kddad.data.read import read_kdd
 from kddad.errors import DataError
-
-from conftest import KDD10, write_head
 
 
 def test_full_file_parses_into_typed_named_columns(kdd):
@@ -15,8 +14,13 @@ def test_full_file_parses_into_typed_named_columns(kdd):
     assert (kdd["label"] == "normal").sum() == 97278
     assert not kdd["label"].str.endswith(".").any()
     assert kdd["is_outlier"].sum() == 494021 - 97278
-    assert kdd.groupby("category").size().to_dict() == {"dos": 391458, "normal": 97278, "probe": 4107,
-                                                        "r2l": 1126, "u2r": 52}
+    assert kdd.groupby("category").size().to_dict() == {
+        "dos": 391458,
+        "normal": 97278,
+        "probe": 4107,
+        "r2l": 1126,
+        "u2r": 52,
+    }
     assert str(kdd["src_bytes"].dtype) == "int64" and str(kdd["serror_rate"].dtype) == "float64"
     assert kdd["row"].iloc[-1] == 494020
 

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 import yaml
+from conftest import ROOT
 
 from kddad.config import SplitConfig
 from kddad.data import schema
 from kddad.data.split import identical_rows, row_keys, split
 from kddad.errors import ConfigError
-
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +18,13 @@ def test_default_split_never_leaks(default_split):
     frames, report = default_split
     for cols in (schema.ALIBI18, schema.FEATURES):
         assert identical_rows(frames, cols) == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
-    assert identical_rows({"threshold": frames["threshold"], "test": frames["test"]}, schema.ALIBI18,
-                          of="threshold") == {"test": 0}
+    assert identical_rows(
+        {"threshold": frames["threshold"], "test": frames["test"]}, schema.ALIBI18, of="threshold"
+    ) == {"test": 0}
     assert report["identical_to_train"]["on_group_by"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
-    assert identical_rows({"threshold": frames["threshold"], "attacks": frames["attacks"]}, schema.ALIBI18,
-                          of="threshold") == {"attacks": 0}
+    assert identical_rows(
+        {"threshold": frames["threshold"], "attacks": frames["attacks"]}, schema.ALIBI18, of="threshold"
+    ) == {"attacks": 0}
     # the held-out attacks are the test pool's: the test set's attacks are among them
     assert frames["attacks"]["is_outlier"].all()
     assert set(frames["test"].loc[frames["test"]["is_outlier"] == 1, "row"]) <= set(frames["attacks"]["row"])
@@ -83,8 +84,7 @@ def test_impossible_batch_size_names_the_key(kdd):
 def test_alibi_example_preset_reproduces_the_leaky_protocol(kdd):
     preset = SplitConfig(**yaml.safe_load((ROOT / "conf/split/alibi_example.yaml").read_text()))
     frames, report = split(kdd, preset)
-    assert report["rows"] == {"train": 400000, "val": 40000, "threshold": 1000, "test": 1000,
-                              "attacks": 494021 - 97278}
+    assert report["rows"] == {"train": 400000, "val": 40000, "threshold": 1000, "test": 1000, "attacks": 494021 - 97278}
     assert report["outliers"]["threshold"] == 50 and report["outliers"]["test"] == 100
     assert frames["train"]["row"].duplicated().any()  # 400,000 from 97,278: with replacement
     assert not frames["test"]["row"].duplicated().any()  # a 1,000-row batch: without
@@ -132,11 +132,16 @@ def test_kddrev_protocol_draws_attacks_at_one_in_five(kdd):
     assert set(other["test"]["row"]) != set(test["row"])
 
 
-@pytest.mark.parametrize("change, key", [({"test": {"n": 1000}}, "split.test.n"),
-                                         ({"threshold": {"n": None, "perc_outlier": 0}}, "split.threshold.perc_outlier"),
-                                         ({"protocol": "grouped"}, "split.inlier"),
-                                         ({"pools": {"threshold": 0.5, "test": 0.4}}, "split.pools"),
-                                         ({"test": {"n": None, "seed": 3}}, "split.test.seed")])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"test": {"n": 1000}}, "split.test.n"),
+        ({"threshold": {"n": None, "perc_outlier": 0}}, "split.threshold.perc_outlier"),
+        ({"protocol": "grouped"}, "split.inlier"),
+        ({"pools": {"threshold": 0.5, "test": 0.4}}, "split.pools"),
+        ({"test": {"n": None, "seed": 3}}, "split.test.seed"),
+    ],
+)
 def test_dagmm_settings_that_cannot_apply_are_refused(change, key):
     raw = yaml.safe_load((ROOT / "conf" / "split" / "dagmm.yaml").read_text())
     raw["seed"] = 0

@@ -1,4 +1,5 @@
 """The data stages as library calls (no DVC): config in, files out."""
+
 import json
 import subprocess
 import sys
@@ -6,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import KDD10, ROOT, with_keys
 
 from kddad import config
 from kddad.data import schema
@@ -13,15 +15,9 @@ from kddad.features.encoder import FeatureEncoder
 from kddad.paths import Paths
 from kddad.stages.data import download, encode, split
 
-from conftest import KDD10, ROOT
-
 
 def _cfg(cfg: config.Config, mirror, **groups) -> config.Config:
-    raw = cfg.model_dump()
-    raw["download"]["mirror"] = str(mirror)
-    for k, v in groups.items():
-        raw[k] = v
-    return config.validate(raw)
+    return with_keys(cfg, download={"mirror": str(mirror)}, **groups)
 
 
 ALIBI18 = {"name": "alibi18", "numeric": list(schema.ALIBI18), "categorical": []}
@@ -32,8 +28,9 @@ def test_three_stages_write_their_outputs(cfg, mirror, tmp_path):
     c = _cfg(cfg, mirror, features=ALIBI18)
     assert download(c, paths) == tmp_path / "data/raw" / KDD10
     report = split(c, paths)
-    assert sorted(p.name for p in paths.split.iterdir()) == [f"{s}.parquet" for s in
-                                                             ("attacks", "test", "threshold", "train", "val")]
+    assert sorted(p.name for p in paths.split.iterdir()) == [
+        f"{s}.parquet" for s in ("attacks", "test", "threshold", "train", "val")
+    ]
     assert json.loads((paths.reports / "split.json").read_text()) == report
     assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
     encode(c, paths)
@@ -65,10 +62,15 @@ def test_all41_encodes_categoricals(cfg, mirror, tmp_path):
 
 def test_local_dataset_from_a_slice_of_the_real_file(cfg, mirror, tmp_path):
     from conftest import write_head
+
     src = write_head(mirror / KDD10, tmp_path / "capture.txt", 60000)
     paths = Paths(tmp_path / "proj")
-    c = _cfg(cfg, mirror, dataset={"name": "local", "path": str(src)},
-             split={"threshold": {"n": 1000, "perc_outlier": 5}, "test": {"n": 2000, "perc_outlier": 10}})
+    c = _cfg(
+        cfg,
+        mirror,
+        dataset={"name": "local", "path": str(src), "filename": None, "sha256": None, "rows": None, "urls": []},
+        split={"threshold": {"n": 1000, "perc_outlier": 5}, "test": {"n": 2000, "perc_outlier": 10}},
+    )
     assert download(c, paths).name == "capture.txt"
     report = split(c, paths)
     assert report["rows_in"] == 60000 and report["rows"]["test"] == 2000
@@ -77,32 +79,42 @@ def test_local_dataset_from_a_slice_of_the_real_file(cfg, mirror, tmp_path):
 def test_data_stages_do_not_import_torch_or_lightning(cfg, mirror, tmp_path):
     """Run all three data stages (on a slice of the real file) and look at what got imported."""
     from conftest import write_head
+
     src = write_head(mirror / KDD10, tmp_path / "capture.txt", 30000)
     code = (
         "import sys, yaml; from kddad import config; from kddad.paths import Paths\n"
         "from kddad.stages.data import download, split, encode\n"
         "raw = yaml.safe_load(open(sys.argv[1]))\n"
         "raw['dataset'] = {'name': 'local', 'path': sys.argv[2]}\n"
-        "raw['split']['threshold'] = {'n': 500, 'perc_outlier': 5}; raw['split']['test'] = {'n': 1000, 'perc_outlier': 10}\n"
+        "raw['split']['threshold'] = {'n': 500, 'perc_outlier': 5}\n"
+        "raw['split']['test'] = {'n': 1000, 'perc_outlier': 10}\n"
         "cfg = config.validate(raw); paths = Paths(sys.argv[3])\n"
         "download(cfg, paths); split(cfg, paths); encode(cfg, paths)\n"
         "bad = [m for m in ('torch', 'lightning', 'pytorch_lightning', 'mlflow') if m in sys.modules]\n"
-        "print(bad); sys.exit(1 if bad else 0)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "params.yaml"), str(src), str(tmp_path / "p")],
-                          capture_output=True, text=True, cwd=ROOT)
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "params.yaml"), str(src), str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert (tmp_path / "p" / "data" / "features" / "train.npy").is_file()
 
 
 def test_split_without_raw_file_says_which_stage_to_run(cfg, tmp_path):
     from kddad.errors import DataError
+
     with pytest.raises(DataError, match=r"data/raw/kddcup.data_10_percent.gz: not found; run the download stage"):
         split(cfg, Paths(tmp_path))
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
     import os
+
     from kddad.io import atomic_dir, write_json
+
     old = os.umask(0o022)
     try:
         write_json(tmp_path / "r" / "m.json", {"a": 1})

@@ -1,4 +1,5 @@
 """Real Hydra multirun sweeps of pipelines/experiment.py, checked in a real SQLite MLflow store."""
+
 import json
 import os
 import subprocess
@@ -6,18 +7,24 @@ import sys
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
-
 from conftest import ROOT
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
 
 def _sweep(tmp_path, mirror, *overrides):
     env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, str(ROOT / "pipelines" / "experiment.py"), "-m", *overrides,
-           "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-           f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "pipelines" / "experiment.py"),
+        "-m",
+        *overrides,
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -31,8 +38,9 @@ def _sweep(tmp_path, mirror, *overrides):
 
 
 def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, mirror):
-    client, parent, children, proc = _sweep(tmp_path, mirror, "model=ae,vae", "seed=0,1",
-                                            "split.threshold.n=10000,900000")
+    client, parent, children, proc = _sweep(
+        tmp_path, mirror, "model=ae,vae", "seed=0,1", "split.threshold.n=10000,900000"
+    )
     assert len(children) == 8
     failed = [r for r in children if r.info.status == "FAILED"]
     done = [r for r in children if r.info.status == "FINISHED"]
@@ -53,8 +61,9 @@ def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, mirro
 
 
 def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, mirror):
-    _, parent, children, _ = _sweep(tmp_path, mirror, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                    "model=ae,vae")
+    _, parent, children, _ = _sweep(
+        tmp_path, mirror, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=ae,vae"
+    )
     assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
     a, b = sorted(children, key=lambda r: r.info.start_time)
     assert b.info.start_time < a.info.end_time  # the second started before the first ended
@@ -62,8 +71,14 @@ def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, mirror):
 
 
 def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path, mirror):
-    _, parent, children, _ = _sweep(tmp_path, mirror, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
-                                    "hydra.launcher.timeout_min=15", "seed=0,1")
+    _, parent, children, _ = _sweep(
+        tmp_path,
+        mirror,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=15",
+        "seed=0,1",
+    )
     assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
     assert {r.data.tags["overrides"].split("seed=")[1].split()[0] for r in children} == {"0", "1"}
     # submitit's own records of the two jobs (its local executor, the stand-in for SLURM)
@@ -71,8 +86,14 @@ def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path, mirro
 
 
 def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_path, mirror):
-    client, parent, children, _ = _sweep(tmp_path, mirror, "hparams_search=vae_optuna", "hydra.sweeper.n_trials=3",
-                                         "hydra.sweeper.sampler.n_startup_trials=2", "early_stopping.patience=0")
+    client, parent, children, _ = _sweep(
+        tmp_path,
+        mirror,
+        "hparams_search=vae_optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "early_stopping.patience=0",
+    )
     assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
     # each trial drew its own point of the search space, and ran with it
     assert len({r.data.params["model.lr"] for r in children}) == 3
@@ -83,7 +104,8 @@ def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_
     objective = {r.data.params["model.lr"]: r.data.metrics["threshold_batch.roc_auc"] for r in children}
     assert results["best_value"] == pytest.approx(max(objective.values()))
     assert float(results["best_params"]["model.lr"]) == pytest.approx(
-        float(max(objective, key=objective.get)), rel=1e-6)
+        float(max(objective, key=objective.get)), rel=1e-6
+    )
     best = client.get_run(parent.info.run_id)
     assert best.data.metrics["best.threshold_batch.roc_auc"] == pytest.approx(max(objective.values()))
 
@@ -92,8 +114,13 @@ def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_
 def ray_cluster(tmp_path):
     """A real one-node Ray cluster on this machine, started the way the README says."""
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
-    start = subprocess.run([*ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false",
-                            "--disable-usage-stats"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    start = subprocess.run(
+        [*ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
     yield
     subprocess.run([*ray, "stop", "--force"], capture_output=True, timeout=120)
@@ -109,8 +136,15 @@ def test_ray_cluster_launcher_runs_jobs_on_the_cluster(tmp_path, mirror, ray_clu
 
 
 def test_a_search_on_a_protocol_whose_threshold_batch_is_the_test_set_is_refused(tmp_path, mirror):
-    cmd = [sys.executable, str(ROOT / "pipelines" / "experiment.py"), "-m", "hparams_search=vae_optuna", "split=dagmm",
-           f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "pipelines" / "experiment.py"),
+        "-m",
+        "hparams_search=vae_optuna",
+        "split=dagmm",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

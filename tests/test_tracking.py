@@ -1,4 +1,5 @@
 """The train → threshold → evaluate stages against real MLflow stores: SQLite and a server."""
+
 import json
 import socket
 import subprocess
@@ -7,6 +8,7 @@ import time
 import urllib.request
 
 import pytest
+from conftest import compose
 from mlflow.tracking import MlflowClient
 
 from kddad import config
@@ -16,25 +18,22 @@ from kddad.stages.evaluate import evaluate
 from kddad.stages.model import threshold, train
 from kddad.tracking import Tracker, flatten, resolve_uri
 
-from conftest import ROOT
-
-FIGURES = {"confusion_matrix.png", "roc.png", "precision_recall.png", "instance_scores.png",
-           "top_outlier_features.png", "training_curve.png", "latent_space.png"}
-
-
-def _cfg(mirror, **tracking):
-    raw = config.load(ROOT / "params.yaml").model_dump()
-    raw["download"]["mirror"] = str(mirror)
-    raw["trainer"].update(max_epochs=2, enable_progress_bar=False)
-    raw["tracking"].update(tracking)
-    return config.validate(raw)
+FIGURES = {
+    "confusion_matrix.png",
+    "roc.png",
+    "precision_recall.png",
+    "instance_scores.png",
+    "top_outlier_features.png",
+    "training_curve.png",
+    "latent_space.png",
+}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mirror):
     """The default pipeline (2 epochs) run once into a project folder with a SQLite store."""
     paths = Paths(tmp_path_factory.mktemp("proj"))
-    cfg = _cfg(mirror, experiment="test-sqlite", uri=f"sqlite:///{paths.root / 'mlflow.db'}")
+    cfg = compose(mirror=mirror, tracking={"experiment": "test-sqlite", "uri": f"sqlite:///{paths.root / 'mlflow.db'}"})
     for stage in (download, split, encode, train, threshold, evaluate):
         stage(cfg, paths)
     return cfg, paths
@@ -84,6 +83,7 @@ def test_evaluation_outputs_for_dvc(project):
         assert flagged == view["confusion"]["tp"]
     # the DVC confusion plot counts every test row, as metrics.json does
     import pandas as pd
+
     conf = pd.read_csv(paths.reports / "plots" / "confusion.csv")
     c = metrics["test"]["confusion"]
     assert ((conf.actual == "normal") & (conf.predicted == "outlier")).sum() == c["fp"]
@@ -143,10 +143,26 @@ def mlflow_server(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:

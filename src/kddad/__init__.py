@@ -3,6 +3,7 @@
 ``from kddad import Detector`` works, but loads torch only when asked for: the data stages
 import this package and must start fast.
 """
+
 from typing import Any
 
 __version__ = "0.1.0"

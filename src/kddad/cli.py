@@ -1,11 +1,12 @@
 """What every entry point shares: read params.yaml, set up logging, report user errors in one line."""
+
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from kddad import config
 from kddad.errors import KddadError
@@ -37,7 +38,8 @@ def run_stage(stage: Callable[[config.Config], Any], argv: list[str] | None = No
     parser.add_argument("--params", default="params.yaml", help="composed config (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     with user_errors():
         stage(config.load(args.params))

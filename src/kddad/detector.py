@@ -9,34 +9,33 @@ In the spirit of alibi-detect and PyOD, usable without DVC or Hydra::
     pred = det.predict(X_new)               # instance_score, feature_score, is_outlier
     det.save("models/detector"); det = Detector.load("models/detector")
 
-Saved as JSON plus a torch state dict loaded with ``weights_only=True`` (baselines: a skops file
-whose trees are bounds-checked): nothing is unpickled.
+The model itself (:class:`kddad.models.base.Model`: the networks, PCA, IsolationForest) fits,
+scores and saves its own state; the detector adds what every kind shares: input checks, the
+encoder, thresholds, ``predict`` and the saved description. Nothing is unpickled on load.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from kddad import __version__
-from kddad.config import MODEL_ADAPTER, NETWORKS, EarlyStoppingConfig, ModelConfig, ScoreConfig, TrainerConfig
+from kddad.config import MODEL_ADAPTER, EarlyStoppingConfig, ModelConfig, ScoreConfig, TrainerConfig
 from kddad.errors import KddadError
 from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_dir, write_json
-from kddad.models import lightning
-from kddad.models.baselines import Baseline
-from kddad.models.networks import build_network
-from kddad.scores import likelihood_scores, mse_scores
+from kddad.models.base import Model, model_class
 
 log = logging.getLogger(__name__)
 
-_META, _WEIGHTS, _ENCODER = "detector.json", "network.pt", "encoder"
+_META, _ENCODER = "detector.json", "encoder"
 FORMAT = 1
 
 
@@ -58,8 +57,10 @@ def _finite(inst: np.ndarray, feat: np.ndarray, X: np.ndarray) -> tuple[np.ndarr
     """Refuse NaN or infinite instance scores: they would silently poison thresholds and metrics."""
     bad = np.flatnonzero(~np.isfinite(inst))
     if bad.size:
-        raise DetectorError(f"{bad.size} of {len(inst)} scores are not finite (first: row {bad[0]}, "
-                            f"max |x| {float(np.abs(X[bad[0]]).max()):.3g}); the model overflowed")
+        raise DetectorError(
+            f"{bad.size} of {len(inst)} scores are not finite (first: row {bad[0]}, "
+            f"max |x| {float(np.abs(X[bad[0]]).max()):.3g}); the model overflowed"
+        )
     return inst, feat
 
 
@@ -72,37 +73,39 @@ def _cfg(cls, value, **defaults):
 
 
 class Detector:
-    """Autoencoder (``ae``) or variational autoencoder (``vae``) outlier detector, or a scikit-learn
-    baseline (``iforest``, ``pca``) behind the same calls."""
+    """An outlier detector around any model kind: autoencoder (``ae``), variational autoencoder
+    (``vae``), or a scikit-learn baseline (``pca``, ``iforest``), all behind the same calls."""
 
-    def __init__(self, model: ModelConfig | Mapping[str, Any], score: ScoreConfig | Mapping[str, Any] | None = None,
-                 trainer: TrainerConfig | Mapping[str, Any] | None = None,
-                 early_stopping: EarlyStoppingConfig | Mapping[str, Any] | None = None,
-                 encoder: FeatureEncoder | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: ModelConfig | Mapping[str, Any],
+        score: ScoreConfig | Mapping[str, Any] | None = None,
+        trainer: TrainerConfig | Mapping[str, Any] | None = None,
+        early_stopping: EarlyStoppingConfig | Mapping[str, Any] | None = None,
+        encoder: FeatureEncoder | None = None,
+        seed: int = 0,
+    ) -> None:
         self.model = _cfg(ModelConfig, model)
         self.score_cfg = _cfg(ScoreConfig, score, name="mse")
         self.trainer = _cfg(TrainerConfig, trainer)
         self.early_stopping = _cfg(EarlyStoppingConfig, early_stopping)
         self.encoder, self.seed = encoder, seed
-        self.network: torch.nn.Module | None = None
-        self.baseline: Baseline | None = None
+        self.model_: Model | None = None  # the fitted model (scikit-learn's trailing underscore)
         self.n_features: int | None = None
         self.threshold: float | None = None
         self.threshold_info: dict[str, Any] = {}
         self.history: list[dict[str, float]] = []
 
-    @property
-    def is_network(self) -> bool:
-        """Trained by Lightning (ae, vae), as opposed to a scikit-learn baseline."""
-        return self.model.name in NETWORKS
+    def _new_model(self) -> Model:
+        return model_class(self.model)(self.model, self.score_cfg, self.trainer, self.early_stopping, self.seed)
 
     @property
     def has_feature_scores(self) -> bool:
-        return self.model.name != "iforest"
+        return model_class(self.model).has_feature_scores
 
     @property
     def has_latent(self) -> bool:
-        return self.model.name != "iforest"
+        return model_class(self.model).has_latent
 
     # -- data -------------------------------------------------------------------------------
     def _array(self, X: np.ndarray | pd.DataFrame, what: str = "X") -> np.ndarray:
@@ -120,17 +123,20 @@ class Detector:
             raise DetectorError(f"{what}: row {r}, feature {c} is {X[r, c]}; expected finite values")
         return X
 
-    def _build(self) -> torch.nn.Module:
-        m = self.model
-        return build_network(m.name, self.n_features, gaussian=self.score_cfg.name == "likelihood",
-                             min_var=self.score_cfg.min_var, hidden=m.hidden, latent=m.latent,
-                             activation=m.activation, output_activation=m.output_activation, dropout=m.dropout,
-                             batch_norm=m.batch_norm)
-
     # -- fit --------------------------------------------------------------------------------
-    def fit(self, X: np.ndarray | pd.DataFrame, X_val: np.ndarray | pd.DataFrame | None = None, *,
-            logger: Any = False, callbacks: list | None = None, val_frac: float = 0.1) -> "Detector":
-        """Train on normal rows; early stopping watches ``X_val`` (else a ``val_frac`` hold-out of X)."""
+    def fit(
+        self,
+        X: np.ndarray | pd.DataFrame,
+        X_val: np.ndarray | pd.DataFrame | None = None,
+        *,
+        logger: Any = False,
+        callbacks: list | None = None,
+        val_frac: float = 0.1,
+    ) -> Detector:
+        """Train on normal rows; early stopping watches ``X_val`` (else a ``val_frac`` hold-out of X).
+
+        ``logger``: a Lightning logger (e.g. ``MLFlowLogger``) that receives the training history.
+        """
         if self.encoder is not None and isinstance(X, pd.DataFrame) and not self.encoder.fitted:
             self.encoder.fit(X)
         X = self._array(X, "X")
@@ -141,33 +147,25 @@ class Detector:
             X, X_val = X[perm[n_val:]], X[perm[:n_val]]
         X_val = self._array(X_val, "X_val")
         self.threshold, self.threshold_info = None, {}  # a refit invalidates any threshold
-        if not self.is_network:
-            self.baseline = Baseline(self.model, self.seed)
-            if not self.has_feature_scores:
-                log.info("%s scores with its own anomaly score: the score settings (%s) do not apply",
-                         self.model.name, self.score_cfg.name)
-            self.history = self.baseline.fit(X, X_val, self.score_cfg)
-            return self
-        torch.manual_seed(self.seed)
-        self.network = self._build()
-        m = self.model
-        self.history = lightning.fit(
-            self.network, torch.from_numpy(X), torch.from_numpy(X_val),
-            likelihood=self.score_cfg.name == "likelihood", lr=m.lr, batch_size=m.batch_size, beta=m.beta,
-            recon_std=m.recon_std, seed=self.seed, trainer_args=self.trainer.model_dump(),
-            patience=self.early_stopping.patience, min_delta=self.early_stopping.min_delta,
-            logger=logger, callbacks=callbacks)
+        model = self._new_model()
+        if not model.has_feature_scores:
+            log.info(
+                "%s scores with its own anomaly score: the score settings (%s) do not apply",
+                self.model.name,
+                self.score_cfg.name,
+            )
+        self.history = model.fit(X, X_val, logger=logger, callbacks=callbacks)
+        self.model_ = model
         return self
 
     # -- score ------------------------------------------------------------------------------
-    def _fitted(self) -> torch.nn.Module | Baseline:
-        """The fitted network or baseline; refuses an unfitted detector."""
-        model = self.network if self.is_network else self.baseline
-        if model is None:
+    def _fitted(self) -> Model:
+        """The fitted model; refuses an unfitted detector."""
+        if self.model_ is None:
             raise DetectorError("the detector is not fitted: call fit() or Detector.load() first")
-        return model
+        return self.model_
 
-    def set_score(self, **settings: Any) -> "Detector":
+    def set_score(self, **settings: Any) -> Detector:
         """Change scoring-only settings (``samples``, ``outlier_perc``) of a fitted detector."""
         bad = set(settings) - {"samples", "outlier_perc"}
         if bad:
@@ -175,39 +173,15 @@ class Detector:
         self.score_cfg = ScoreConfig.model_validate({**self.score_cfg.model_dump(), **settings})
         return self
 
-    @torch.no_grad()
-    def score(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, X: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(instance scores (n,), feature scores (n, features)); reproducible for a given seed."""
         model = self._fitted()
         X = self._array(X)
-        s = self.score_cfg
-        if not self.is_network:
-            return _finite(*model.score(X, s), X)
-        net = model.eval()
-        samples = s.samples if net.variational else 1
-        device = next(net.parameters()).device
-        inst, feat = [], []
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
-            for xb in lightning.TensorBatches(torch.from_numpy(X).to(device), batch_size):
-                out = net(xb, samples=samples) if net.variational else net(xb)
-                if s.name == "likelihood":
-                    i, f = likelihood_scores(xb, out.mean, out.var)
-                else:
-                    i, f = mse_scores(xb, out.mean, s.outlier_perc)
-                inst.append(i.cpu())
-                feat.append(f.cpu())
-        return _finite(torch.cat(inst).numpy(), torch.cat(feat).numpy(), X)
+        return _finite(*model.score(X, self.score_cfg), X)
 
-    @torch.no_grad()
-    def latent(self, X: np.ndarray | pd.DataFrame, batch_size: int = 4096) -> np.ndarray:
+    def latent(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Latent codes (the posterior mean for a VAE; PCA's components), e.g. for a latent-space plot."""
-        model = self._fitted()
-        if not self.is_network:
-            return model.latent(self._array(X))
-        net = model.eval()
-        X = torch.from_numpy(self._array(X))
-        return torch.cat([net.encode(xb) for xb in lightning.TensorBatches(X, batch_size)]).numpy()
+        return self._fitted().latent(self._array(X))
 
     # -- threshold & predict ----------------------------------------------------------------
     def infer_threshold(self, X: np.ndarray | pd.DataFrame, perc_outlier: float) -> float:
@@ -236,26 +210,34 @@ class Detector:
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the detector folder atomically: JSON settings, weights, encoder."""
+        """Write the detector folder atomically: JSON description, the model's own files, encoder."""
         model = self._fitted()
         path = Path(path)
         with atomic_dir(path) as tmp:
-            if self.is_network:
-                torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / _WEIGHTS)
-            else:
-                model.save(tmp)
-            write_json(tmp / _META, {
-                "format": FORMAT, "kddad_version": __version__, "n_features": self.n_features, "seed": self.seed,
-                "model": self.model.model_dump(), "score": self.score_cfg.model_dump(),
-                "trainer": self.trainer.model_dump(), "early_stopping": self.early_stopping.model_dump(),
-                "threshold": self.threshold, "threshold_info": self.threshold_info, "history": self.history})
+            model.save(tmp)
+            write_json(
+                tmp / _META,
+                {
+                    "format": FORMAT,
+                    "kddad_version": __version__,
+                    "n_features": self.n_features,
+                    "seed": self.seed,
+                    "model": self.model.model_dump(),
+                    "score": self.score_cfg.model_dump(),
+                    "trainer": self.trainer.model_dump(),
+                    "early_stopping": self.early_stopping.model_dump(),
+                    "threshold": self.threshold,
+                    "threshold_info": self.threshold_info,
+                    "history": self.history,
+                },
+            )
             if self.encoder is not None:
                 self.encoder.save(tmp / _ENCODER)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, threshold: str | Path | None = None) -> "Detector":
-        """Load a saved detector; refuses weights files holding anything but tensors.
+    def load(cls, path: str | Path, threshold: str | Path | None = None) -> Detector:
+        """Load a saved detector; the model refuses files that are not what its description says.
 
         ``threshold``: a threshold stage's JSON (``models/threshold.json``), whose threshold and
         scoring settings then apply, so the pipeline's detector is ready to ``predict``.
@@ -272,29 +254,15 @@ class Detector:
                 det.threshold = finite_threshold(meta["threshold"], f"{path / _META}: key 'threshold'")
             det.threshold_info, det.history = meta.get("threshold_info", {}), meta.get("history", [])
         except (OSError, ValueError, KeyError, TypeError) as err:  # ValidationError is a ValueError
-            raise DetectorError(f"{path / _META}: not a valid detector description ({type(err).__name__}: "
-                                f"{str(err).splitlines()[0]})") from None
-        if not det.is_network:
-            try:
-                det.baseline = Baseline(det.model, det.seed).load(path, det.n_features)
-            except KddadError as err:
-                raise DetectorError(str(err)) from None
-            if threshold is not None:
-                det._apply_threshold_file(Path(threshold))
-            return det
+            raise DetectorError(
+                f"{path / _META}: not a valid detector description ({type(err).__name__}: {str(err).splitlines()[0]})"
+            ) from None
         try:
-            state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
-        except Exception as err:  # UnpicklingError for anything that is not plain tensors
-            raise DetectorError(f"{path / _WEIGHTS}: refusing to load: not a plain tensor state dict "
-                                f"({type(err).__name__}: {str(err).splitlines()[0]})") from None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise DetectorError(f"{path / _WEIGHTS}: expected a mapping of parameter names to tensors")
-        det.network = det._build()
-        try:
-            det.network.load_state_dict(state)
-        except RuntimeError as err:
-            raise DetectorError(f"{path / _WEIGHTS}: does not fit the network in {_META}: {err}") from None
-        det.network.eval()
+            det.model_ = det._new_model().load(path, det.n_features)
+        except DetectorError:
+            raise
+        except KddadError as err:
+            raise DetectorError(str(err)) from None
         if threshold is not None:
             det._apply_threshold_file(Path(threshold))
         return det
@@ -305,8 +273,9 @@ class Detector:
         if not isinstance(score, dict):
             raise DetectorError(f"{file}: key 'score': expected a mapping of score settings, got {score!r}")
         if score.get("name", self.score_cfg.name) != self.score_cfg.name:
-            raise DetectorError(f"{file}: set for score {score.get('name')!r}, the detector scores "
-                                f"{self.score_cfg.name!r}")
+            raise DetectorError(
+                f"{file}: set for score {score.get('name')!r}, the detector scores {self.score_cfg.name!r}"
+            )
         self.threshold = info["threshold"]
         self.set_score(**{k: score[k] for k in ("samples", "outlier_perc") if k in score})
         self.threshold_info = {k: v for k, v in info.items() if k not in ("threshold", "score")}

@@ -1,4 +1,5 @@
 """Detection metrics at a threshold, and the curves DVC plots and the figures draw."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +9,13 @@ import pandas as pd
 from sklearn import metrics as skm
 
 
-def detection_metrics(y: np.ndarray, scores: np.ndarray, threshold: float,
-                      category: np.ndarray | None = None, label: np.ndarray | None = None) -> dict[str, Any]:
+def detection_metrics(
+    y: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    category: np.ndarray | None = None,
+    label: np.ndarray | None = None,
+) -> dict[str, Any]:
     """F1, precision, recall, accuracy, ROC-AUC, PR-AUC, FPR and confusion counts at ``threshold``.
 
     With ``category``/``label`` (per row), also the recall of each category and type of the
@@ -28,21 +34,29 @@ def detection_metrics(y: np.ndarray, scores: np.ndarray, threshold: float,
         "pr_auc": float(skm.average_precision_score(y, scores)) if both else float("nan"),
         "fpr": fp / (fp + tn) if fp + tn else 0.0,
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
-        "rows": int(len(y)), "outliers": int(y.sum()), "threshold": float(threshold),
+        "rows": int(len(y)),
+        "outliers": int(y.sum()),
+        "threshold": float(threshold),
     }
     if category is not None:
         cat = pd.Series(np.asarray(category))
         out["recall_by_category"] = {
-            str(c): {"recall": float(pred[((cat == c) & (y == 1)).to_numpy()].mean()),
-                     "rows": int(((cat == c) & (y == 1)).sum())}
-            for c in sorted(cat[y == 1].unique())}
+            str(c): {
+                "recall": float(pred[((cat == c) & (y == 1)).to_numpy()].mean()),
+                "rows": int(((cat == c) & (y == 1)).sum()),
+            }
+            for c in sorted(cat[y == 1].unique())
+        }
     if label is not None:
         lab = pd.Series(np.asarray(label))
         attacks = lab[y == 1]
         out["recall_by_attack"] = {
-            str(a): {"recall": float(pred[((lab == a) & (y == 1)).to_numpy()].mean()),
-                     "rows": int(((lab == a) & (y == 1)).sum())}
-            for a in sorted(attacks.unique())}
+            str(a): {
+                "recall": float(pred[((lab == a) & (y == 1)).to_numpy()].mean()),
+                "rows": int(((lab == a) & (y == 1)).sum()),
+            }
+            for a in sorted(attacks.unique())
+        }
     return out
 
 
@@ -65,5 +79,3 @@ def thin(df: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
 
 def class_names(is_outlier: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(is_outlier) == 1, "outlier", "normal")
-
-

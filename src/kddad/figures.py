@@ -1,8 +1,9 @@
 """PNG figures of an evaluation, readable at a glance (matplotlib, no display needed)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -26,8 +27,7 @@ def confusion(counts: dict[str, int], path: Path, title: str = "Confusion matrix
     fig, ax = plt.subplots(figsize=(4.6, 4))
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, f"{v:,}", ha="center", va="center", fontsize=13,
-                color="white" if v > cm.max() / 2 else "black")
+        ax.text(j, i, f"{v:,}", ha="center", va="center", fontsize=13, color="white" if v > cm.max() / 2 else "black")
     ax.set_xticks([0, 1], ["normal", "outlier"])
     ax.set_yticks([0, 1], ["normal", "outlier"])
     ax.set_xlabel("predicted")
@@ -69,8 +69,9 @@ def instance_scores(scores: np.ndarray, classes: np.ndarray, threshold: float, p
     return _save(fig, path)
 
 
-def top_features(feature_scores: np.ndarray, names: Sequence[str], path: Path, top_rows: int = 50,
-                 top_k: int = 15) -> Path:
+def top_features(
+    feature_scores: np.ndarray, names: Sequence[str], path: Path, top_rows: int = 50, top_k: int = 15
+) -> Path:
     """Mean feature score over the highest-scoring rows: what makes the top outliers outliers."""
     contrib = feature_scores.mean(0)
     order = np.argsort(contrib)[::-1][:top_k][::-1]

@@ -1,13 +1,15 @@
 """Atomic writes: a reader (or DVC) never sees a half-written file or folder."""
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from kddad.errors import OutputError
 
@@ -25,9 +27,11 @@ def _usual_mode(path: Path, directory: bool) -> None:
 
 def cannot_write(target: Path, err: OSError) -> OutputError:
     """One clear line for a write that the file system refused, naming the output."""
-    return OutputError(f"{target}: cannot write this output ({err.strerror or type(err).__name__}"
-                       f"{': ' + str(err.filename) if err.filename and str(err.filename) != str(target) else ''}); "
-                       "expected a folder this user can write to")
+    return OutputError(
+        f"{target}: cannot write this output ({err.strerror or type(err).__name__}"
+        f"{': ' + str(err.filename) if err.filename and str(err.filename) != str(target) else ''}); "
+        "expected a folder this user can write to"
+    )
 
 
 @contextmanager

@@ -4,6 +4,7 @@
 arrays, encoder) live under ``data_root``, the same folder by default; sweeps point it at a
 cache shared by every job with the same data config.
 """
+
 from __future__ import annotations
 
 import os

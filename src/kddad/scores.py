@@ -7,6 +7,7 @@ mean of the top ``outlier_perc`` % of feature scores (alibi-detect's definition)
 An & Cho's reconstruction probability: −log of the mean over L posterior samples of p(x | z_l),
 by logsumexp, per feature and for the whole instance (the joint p(x | z_l) = ∏_j p(x_j | z_l)).
 """
+
 from __future__ import annotations
 
 import math

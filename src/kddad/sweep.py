@@ -5,6 +5,7 @@ and tagged with the sweep id and its overrides. At the end of the sweep the pare
 summary: all jobs grouped over seeds, mean ± std of each metric (CSV and Markdown), and a chart
 of the main metric per configuration. A failed job is recorded as FAILED and the sweep goes on.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,10 @@ def _searches(sweeper: Any) -> bool:
 def _refuse_tuning_on_test(sweeper: Any, protocol: str) -> None:
     """Under split=dagmm the threshold batch is the test set: a search there would tune on test."""
     if _searches(sweeper) and protocol == "dagmm":
-        raise ConfigError("split.protocol=dagmm: its threshold batch is the test set, so the objective "
-                          f"({OBJECTIVE}) is a test figure; run searches on split=default and apply the result")
+        raise ConfigError(
+            "split.protocol=dagmm: its threshold batch is the test set, so the objective "
+            f"({OBJECTIVE}) is a test figure; run searches on split=default and apply the result"
+        )
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -86,8 +89,9 @@ def _job(cfg: DictConfig) -> float:
     try:
         metrics = run_chain(valid, workdir, cache_dir(), parent_run=parent, run_tags=tags)
     except Exception as err:  # record it and let the sweep go on
-        log.error("job failed: %s: %s", tags["overrides"] or "(no overrides)", err,
-                  exc_info=not isinstance(err, KddadError))
+        log.error(
+            "job failed: %s: %s", tags["overrides"] or "(no overrides)", err, exc_info=not isinstance(err, KddadError)
+        )
         run = run_id(workdir / "models" / "threshold.json") or run_id(workdir / "models" / "mlflow_run.json")
         if tracker.enabled and not isinstance(err, TrackingError):
             run = run or tracker.start(valid, parent=parent, tags=tags)
@@ -122,9 +126,16 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
     exp = tracker.experiment_id()
     runs = tracker.client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'", max_results=10000)
     labels = _labels([r.data.tags.get("overrides", "") for r in runs])
-    rows = [{"run_id": r.info.run_id, "status": r.info.status, "configuration": label,
-             "overrides": r.data.tags.get("overrides", ""),
-             **{m: r.data.metrics.get(m, math.nan) for m in SUMMARY_METRICS}} for r, label in zip(runs, labels)]
+    rows = [
+        {
+            "run_id": r.info.run_id,
+            "status": r.info.status,
+            "configuration": label,
+            "overrides": r.data.tags.get("overrides", ""),
+            **{m: r.data.metrics.get(m, math.nan) for m in SUMMARY_METRICS},
+        }
+        for r, label in zip(runs, labels)
+    ]
     jobs = pd.DataFrame(rows, columns=["run_id", "status", "configuration", "overrides", *SUMMARY_METRICS])
     out.mkdir(parents=True, exist_ok=True)
     jobs.to_csv(out / "jobs.csv", index=False)
@@ -135,12 +146,15 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
         summary[f"{m}_mean"] = grouped[(m, "mean")]
         summary[f"{m}_std"] = grouped[(m, "std")].fillna(0.0)
     summary["seeds"] = grouped[(SUMMARY_METRICS[0], "count")]
-    summary["failed"] = jobs[jobs["status"] != "FINISHED"].groupby("configuration").size().reindex(
-        summary.index, fill_value=0)
+    summary["failed"] = (
+        jobs[jobs["status"] != "FINISHED"].groupby("configuration").size().reindex(summary.index, fill_value=0)
+    )
     summary = summary.sort_values(f"{OBJECTIVE}_mean", ascending=False)  # ranked on validation, not test
     summary.to_csv(out / "summary.csv")
-    lines = ["| configuration | " + " | ".join(SUMMARY_METRICS) + " | seeds |",
-             "|---" * (len(SUMMARY_METRICS) + 2) + "|"]
+    lines = [
+        "| configuration | " + " | ".join(SUMMARY_METRICS) + " | seeds |",
+        "|---" * (len(SUMMARY_METRICS) + 2) + "|",
+    ]
     for conf, r in summary.iterrows():
         cells = [f"{r[f'{m}_mean']:.4f} ± {r[f'{m}_std']:.4f}" for m in SUMMARY_METRICS]
         lines.append(f"| {conf} | " + " | ".join(cells) + f" | {int(r['seeds'])} |")
@@ -148,17 +162,20 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
     if len(failed):
         lines += ["", f"{len(failed)} failed job(s): " + "; ".join(failed["configuration"])]
     if any(r.data.params.get("split.protocol") == "dagmm" for r in runs):
-        lines += ["", f"Ranked by {OBJECTIVE}: under split=dagmm the threshold batch is the test set, so "
-                      "that ranking is by a test figure."]
+        lines += [
+            "",
+            f"Ranked by {OBJECTIVE}: under split=dagmm the threshold batch is the test set, so "
+            "that ranking is by a test figure.",
+        ]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     _chart(summary, out / "summary.png")
     return summary
 
 
 def _chart(summary: Any, path: Path) -> None:
-    from kddad import figures
-
     import matplotlib.pyplot as plt
+
+    from kddad import figures
 
     fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(summary), 1) + 1.5))
     names = list(summary.index)[::-1]
@@ -185,8 +202,11 @@ class MlflowSweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = " ".join(config.hydra.overrides.task)
-        run = tracker.client.create_run(tracker.experiment_id(), run_name=f"sweep {sweep_dir.name}",
-                                        tags={"sweep_id": sweep_dir.name, "sweep": overrides, OWNER_TAG: owner()})
+        run = tracker.client.create_run(
+            tracker.experiment_id(),
+            run_name=f"sweep {sweep_dir.name}",
+            tags={"sweep_id": sweep_dir.name, "sweep": overrides, OWNER_TAG: owner()},
+        )
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": tracker.uri}))
         log.info("sweep %s: MLflow parent run %s", sweep_dir.name, run.info.run_id)
 
@@ -203,9 +223,15 @@ class MlflowSweepCallback(Callback):
             tracker.log_artifact(parent, sweep_dir / "summary" / name, "summary")
         if len(summary):  # the best configuration by the objective (validation), with its test figures
             best = summary.iloc[0]
-            tracker.log_metrics(parent, {f"best.{OBJECTIVE}": best[f"{OBJECTIVE}_mean"],
-                                         "best.roc_auc": best["roc_auc_mean"], "best.f1": best["f1_mean"],
-                                         "configurations": len(summary)})
+            tracker.log_metrics(
+                parent,
+                {
+                    f"best.{OBJECTIVE}": best[f"{OBJECTIVE}_mean"],
+                    "best.roc_auc": best["roc_auc_mean"],
+                    "best.f1": best["f1_mean"],
+                    "configurations": len(summary),
+                },
+            )
             tracker.client.set_tag(parent, "best_configuration", str(summary.index[0]))
         tracker.finish(parent)
         log.info("sweep %s summary:\n%s", sweep_dir.name, (sweep_dir / "summary" / "summary.md").read_text())

@@ -6,14 +6,17 @@ and evaluate, not train) forks a new run that carries the training curve over, b
 params cannot change. Everything goes through ``MlflowClient`` with explicit run ids: no
 fluent ``mlflow.log_*`` call that could open a second, implicit run.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import socket
 import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from kddad.config import Config, TrackingConfig
 from kddad.errors import TrackingError
@@ -34,7 +37,7 @@ def resolve_uri(uri: str, root: str | Path | None = None) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         base = project_root() if root is None else Path(root).resolve()
-        return prefix + str(base / uri[len(prefix):])
+        return prefix + str(base / uri[len(prefix) :])
     return uri
 
 
@@ -49,8 +52,10 @@ def _probe(uri: str) -> None:
         return  # something answered: MLflow's own calls will say what is wrong
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", None) or err
-        raise TrackingError(f"tracking.uri {uri}: no MLflow server answers ({reason}); start the server, "
-                            "correct tracking.uri, or set tracking.enabled=false") from None
+        raise TrackingError(
+            f"tracking.uri {uri}: no MLflow server answers ({reason}); start the server, "
+            "correct tracking.uri, or set tracking.enabled=false"
+        ) from None
 
 
 def _process_start(pid: int) -> float | None:
@@ -90,10 +95,21 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _git_commit(root: Path) -> tuple[str | None, bool]:
     """(HEAD commit, whether tracked files differ from it)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
+        head = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        )
         return head, dirty
     except (OSError, subprocess.SubprocessError):
         return None, False
@@ -120,7 +136,7 @@ class Tracker:
         self.uri = resolve_uri(cfg.uri, self.root)
         self._client = None
 
-    def connect(self) -> "Tracker":
+    def connect(self) -> Tracker:
         """Check the store answers, before any work, and close runs orphaned by killed processes.
 
         A server URI that does not answer fails in seconds, naming the URI. A RUNNING run whose
@@ -136,15 +152,18 @@ class Tracker:
         except TrackingError:
             raise
         except Exception as err:  # MlflowException, sqlite errors: say which store
-            raise TrackingError(f"tracking.uri {self.uri}: the MLflow store cannot be used "
-                                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+            raise TrackingError(
+                f"tracking.uri {self.uri}: the MLflow store cannot be used "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            ) from None
         for run in running:
             tag = run.data.tags.get(OWNER_TAG)
             if tag and _owner_gone(tag):
                 self.client.set_tag(run.info.run_id, "kddad.closed", f"process {tag} ended without closing it")
                 self.client.set_terminated(run.info.run_id, "KILLED")
-                log.warning("MLflow run %s was left RUNNING by process %s, which is gone: marked KILLED",
-                            run.info.run_id, tag)
+                log.warning(
+                    "MLflow run %s was left RUNNING by process %s, which is gone: marked KILLED", run.info.run_id, tag
+                )
         return self
 
     @property
@@ -172,8 +191,14 @@ class Tracker:
         return {k: str(v) for k, v in flatten(cfg.model_dump()).items()}
 
     def tags(self, cfg: Config) -> dict[str, str]:
-        tags = {"dataset": cfg.dataset.name, "features": cfg.features.name, "model": cfg.model.name,
-                "architecture": _architecture(cfg), "score": cfg.score.name, "split": cfg.split.protocol}
+        tags = {
+            "dataset": cfg.dataset.name,
+            "features": cfg.features.name,
+            "model": cfg.model.name,
+            "architecture": _architecture(cfg),
+            "score": cfg.score.name,
+            "split": cfg.split.protocol,
+        }
         commit, dirty = _git_commit(self.root)
         if commit:
             tags["mlflow.source.git.commit"] = commit
@@ -194,12 +219,13 @@ class Tracker:
         all_tags = {**self.tags(cfg), **(tags or {}), OWNER_TAG: owner()}
         if parent:
             all_tags["mlflow.parentRunId"] = parent
-        run = self.client.create_run(self.experiment_id(), tags=all_tags,
-                                     run_name=f"{cfg.features.name} {_architecture(cfg)} {cfg.score.name}")
+        run = self.client.create_run(
+            self.experiment_id(), tags=all_tags, run_name=f"{cfg.features.name} {_architecture(cfg)} {cfg.score.name}"
+        )
         run_id = run.info.run_id
         params = [Param(k, v) for k, v in self.params(cfg).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params a call
-            self.client.log_batch(run_id, params=params[i:i + 100])
+            self.client.log_batch(run_id, params=params[i : i + 100])
         log.info("MLflow run %s in %s (experiment %r)", run_id, self.uri, self.cfg.experiment)
         return run_id
 
@@ -231,11 +257,38 @@ class Tracker:
             self.client.set_tag(new, "forked_from", run_id)
             from mlflow.entities import Metric
 
-            curve = [Metric(m.key, m.value, m.timestamp, m.step) for key in TRACKED_CURVES
-                     for m in self.client.get_metric_history(run_id, key)]
+            curve = [
+                Metric(m.key, m.value, m.timestamp, m.step)
+                for key in TRACKED_CURVES
+                for m in self.client.get_metric_history(run_id, key)
+            ]
             if curve:
                 self.client.log_batch(new, metrics=curve)
         return new
+
+    @contextmanager
+    def run(
+        self,
+        cfg: Config,
+        *,
+        resume: str | None = None,
+        logs: str | None = None,
+        parent: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Iterator[str | None]:
+        """A stage's MLflow run, from start to end: FINISHED when the block ends, FAILED on an error.
+
+        Without ``logs``: a new run (``train``; nested under ``parent`` in a sweep). With ``logs``
+        (the metric the stage writes): ``resume``'s run reopened, or forked (see :meth:`resume`).
+        Yields the run id, or None when tracking is off.
+        """
+        run_id = self.resume(resume, cfg, logs) if logs else self.start(cfg, parent=parent, tags=tags)
+        try:
+            yield run_id
+        except BaseException:
+            self.finish(run_id, "FAILED")
+            raise
+        self.finish(run_id)
 
     def log_metrics(self, run_id: str | None, metrics: Mapping[str, Any], step: int = 0) -> None:
         if not run_id:
@@ -245,10 +298,13 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        batch = [
+            Metric(k, float(v), now, step)
+            for k, v in flatten(metrics).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
         for i in range(0, len(batch), 1000):
-            self.client.log_batch(run_id, metrics=batch[i:i + 1000])
+            self.client.log_batch(run_id, metrics=batch[i : i + 1000])
 
     def log_artifact(self, run_id: str | None, path: Path, artifact_path: str | None = None) -> None:
         if run_id:

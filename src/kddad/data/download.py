@@ -3,6 +3,7 @@
 A file only ever appears under its final name after its checksum (and, for gzip, its whole
 stream) checked out: it is written to a temporary file in the same folder and renamed.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -11,9 +12,9 @@ import logging
 import os
 import tempfile
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from tqdm.auto import tqdm
 
@@ -78,9 +79,11 @@ def sources(filename: str, urls: Iterable[str], path: str | None, mirror_dirs: I
 
 def _copy(src: str, dst: Path, timeout_s: float) -> None:
     size = Path(src).stat().st_size
-    with open(src, "rb") as fin, open(dst, "wb") as fout, tqdm(
-        total=size, unit="B", unit_scale=True, desc=f"copy {Path(src).name}", leave=False
-    ) as bar:
+    with (
+        open(src, "rb") as fin,
+        open(dst, "wb") as fout,
+        tqdm(total=size, unit="B", unit_scale=True, desc=f"copy {Path(src).name}", leave=False) as bar,
+    ):
         for chunk in iter(lambda: fin.read(_CHUNK), b""):
             fout.write(chunk)
             bar.update(len(chunk))

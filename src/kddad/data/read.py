@@ -1,4 +1,5 @@
 """Parse a KDD-format file (gzip or text) into typed columns with standard names and labels."""
+
 from __future__ import annotations
 
 import csv
@@ -32,13 +33,17 @@ def _diagnose(path: Path) -> str:
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as err:
-                    col = schema.FEATURES[min(raw[:err.start].count(b","), len(schema.FEATURES) - 1)]
-                    return (f"line {lineno}, column {col!r}: byte {raw[err.start]:#04x} is not UTF-8 text; "
-                            "expected ASCII KDD records")
+                    col = schema.FEATURES[min(raw[: err.start].count(b","), len(schema.FEATURES) - 1)]
+                    return (
+                        f"line {lineno}, column {col!r}: byte {raw[err.start]:#04x} is not UTF-8 text; "
+                        "expected ASCII KDD records"
+                    )
                 row = next(csv.reader([line]), [])
                 if len(row) not in (42, 43) or (width is not None and len(row) != width):
-                    return (f"line {lineno}: expected {width or 42} comma-separated fields "
-                            f"(41 features + label{', + difficulty' if width == 43 else ''}), got {len(row)}")
+                    return (
+                        f"line {lineno}: expected {width or 42} comma-separated fields "
+                        f"(41 features + label{', + difficulty' if width == 43 else ''}), got {len(row)}"
+                    )
                 width = width or len(row)
                 for col, value in zip(schema.FEATURES, row):
                     kind = _DTYPES.get(col)

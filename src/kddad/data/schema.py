@@ -2,21 +2,54 @@
 
 Kept free of pandas/torch imports so configuration validation can use it cheaply.
 """
+
 from __future__ import annotations
 
 CATEGORICAL = ("protocol_type", "service", "flag")
 
 #: The 41 features in file order, as named in the KDD Cup 99 task description.
 FEATURES: tuple[str, ...] = (
-    "duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes", "land",
-    "wrong_fragment", "urgent", "hot", "num_failed_logins", "logged_in", "num_compromised",
-    "root_shell", "su_attempted", "num_root", "num_file_creations", "num_shells",
-    "num_access_files", "num_outbound_cmds", "is_host_login", "is_guest_login", "count",
-    "srv_count", "serror_rate", "srv_serror_rate", "rerror_rate", "srv_rerror_rate",
-    "same_srv_rate", "diff_srv_rate", "srv_diff_host_rate", "dst_host_count",
-    "dst_host_srv_count", "dst_host_same_srv_rate", "dst_host_diff_srv_rate",
-    "dst_host_same_src_port_rate", "dst_host_srv_diff_host_rate", "dst_host_serror_rate",
-    "dst_host_srv_serror_rate", "dst_host_rerror_rate", "dst_host_srv_rerror_rate",
+    "duration",
+    "protocol_type",
+    "service",
+    "flag",
+    "src_bytes",
+    "dst_bytes",
+    "land",
+    "wrong_fragment",
+    "urgent",
+    "hot",
+    "num_failed_logins",
+    "logged_in",
+    "num_compromised",
+    "root_shell",
+    "su_attempted",
+    "num_root",
+    "num_file_creations",
+    "num_shells",
+    "num_access_files",
+    "num_outbound_cmds",
+    "is_host_login",
+    "is_guest_login",
+    "count",
+    "srv_count",
+    "serror_rate",
+    "srv_serror_rate",
+    "rerror_rate",
+    "srv_rerror_rate",
+    "same_srv_rate",
+    "diff_srv_rate",
+    "srv_diff_host_rate",
+    "dst_host_count",
+    "dst_host_srv_count",
+    "dst_host_same_srv_rate",
+    "dst_host_diff_srv_rate",
+    "dst_host_same_src_port_rate",
+    "dst_host_srv_diff_host_rate",
+    "dst_host_serror_rate",
+    "dst_host_srv_serror_rate",
+    "dst_host_rerror_rate",
+    "dst_host_srv_rerror_rate",
 )
 NUMERIC: tuple[str, ...] = tuple(c for c in FEATURES if c not in CATEGORICAL)
 RATES: tuple[str, ...] = tuple(c for c in FEATURES if c.endswith("_rate"))
@@ -34,14 +67,33 @@ LABEL, CATEGORY, IS_OUTLIER, ROW = "label", "category", "is_outlier", "row"
 
 #: Attack name → category, KDD Cup 99 plus the attacks NSL-KDD's test set adds.
 ATTACK_CATEGORIES: dict[str, str] = {
-    **dict.fromkeys(["back", "land", "neptune", "pod", "smurf", "teardrop", "apache2",
-                     "mailbomb", "processtable", "udpstorm"], "dos"),
+    **dict.fromkeys(
+        ["back", "land", "neptune", "pod", "smurf", "teardrop", "apache2", "mailbomb", "processtable", "udpstorm"],
+        "dos",
+    ),
     **dict.fromkeys(["ipsweep", "nmap", "portsweep", "satan", "mscan", "saint"], "probe"),
-    **dict.fromkeys(["ftp_write", "guess_passwd", "imap", "multihop", "phf", "spy",
-                     "warezclient", "warezmaster", "httptunnel", "named", "sendmail",
-                     "snmpgetattack", "snmpguess", "worm", "xlock", "xsnoop"], "r2l"),
-    **dict.fromkeys(["buffer_overflow", "loadmodule", "perl", "rootkit", "ps", "sqlattack",
-                     "xterm"], "u2r"),
+    **dict.fromkeys(
+        [
+            "ftp_write",
+            "guess_passwd",
+            "imap",
+            "multihop",
+            "phf",
+            "spy",
+            "warezclient",
+            "warezmaster",
+            "httptunnel",
+            "named",
+            "sendmail",
+            "snmpgetattack",
+            "snmpguess",
+            "worm",
+            "xlock",
+            "xsnoop",
+        ],
+        "r2l",
+    ),
+    **dict.fromkeys(["buffer_overflow", "loadmodule", "perl", "rootkit", "ps", "sqlattack", "xterm"], "u2r"),
 }
 CATEGORIES = ("normal", "dos", "probe", "r2l", "u2r", "unknown")
 

@@ -18,6 +18,7 @@ is GOAD's and NeuTraL AD's code instead: half of the inliers train, the test set
 half plus every anomaly row (about a third of it), and the papers set the threshold at that
 true share. Rows are split one by one, so duplicates land on both sides: the report counts them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,23 +72,38 @@ def _grouped(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame
     for name in ("train", "val"):
         avail = np.flatnonzero((pool == name) & normal)
         n = getattr(cfg, name).n
-        idx[name] = avail if n is None else _draw(
-            rng, avail, n, f"split.{name}.n", "normal", "lower it, or leave it null to take them all")
+        idx[name] = (
+            avail
+            if n is None
+            else _draw(rng, avail, n, f"split.{name}.n", "normal", "lower it, or leave it null to take them all")
+        )
     for name in ("threshold", "test"):
         batch: BatchConfig = getattr(cfg, name)
         in_pool = pool == name
         n = batch.n if batch.n is not None else int(in_pool.sum())
         n_norm, n_out = _counts(n, batch.perc_outlier, truncate=False)
         hint = f"lower split.{name}.n or raise split.pools.{name}"
-        idx[name] = np.sort(np.concatenate([
-            _draw(rng, np.flatnonzero(in_pool & normal), n_norm, f"split.{name}.n={n}", "normal", hint),
-            _draw(rng, np.flatnonzero(in_pool & ~normal), n_out,
-                  f"split.{name}.n={n} with perc_outlier={batch.perc_outlier}", "outlier", hint),
-        ]))
+        idx[name] = np.sort(
+            np.concatenate(
+                [
+                    _draw(rng, np.flatnonzero(in_pool & normal), n_norm, f"split.{name}.n={n}", "normal", hint),
+                    _draw(
+                        rng,
+                        np.flatnonzero(in_pool & ~normal),
+                        n_out,
+                        f"split.{name}.n={n} with perc_outlier={batch.perc_outlier}",
+                        "outlier",
+                        hint,
+                    ),
+                ]
+            )
+        )
     idx[ATTACKS] = np.flatnonzero((pool == "test") & ~normal)
     frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
-    pools = {name: {"groups": int(np.unique(group[pool == name]).size), "rows": int((pool == name).sum())}
-             for name in ("train", "val", "threshold", "test")}
+    pools = {
+        name: {"groups": int(np.unique(group[pool == name]).size), "rows": int((pool == name).sum())}
+        for name in ("train", "val", "threshold", "test")
+    }
     return frames, {"pools": pools}
 
 
@@ -95,8 +111,10 @@ def _alibi_batch(normal: pd.DataFrame, outlier: pd.DataFrame, batch: BatchConfig
     """alibi-detect's create_outlier_batch after np.random.seed(seed)."""
     rng = np.random.RandomState(seed)
     n_norm, n_out = _counts(batch.n or 0, batch.perc_outlier, truncate=True)
-    parts = [normal.sample(n=n_norm, replace=n_norm > len(normal), random_state=rng),
-             outlier.sample(n=n_out, replace=n_out > len(outlier), random_state=rng)]
+    parts = [
+        normal.sample(n=n_norm, replace=n_norm > len(normal), random_state=rng),
+        outlier.sample(n=n_out, replace=n_out > len(outlier), random_state=rng),
+    ]
     return pd.concat(parts).sample(frac=1, random_state=rng).reset_index(drop=True)
 
 
@@ -121,11 +139,14 @@ def _dagmm(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
     inliers, anomalies = np.flatnonzero(~anomaly), np.flatnonzero(anomaly)
     if cfg.outlier_frac is not None:
         n_anom = int(len(inliers) * cfg.outlier_frac / (1 - cfg.outlier_frac))  # 97,278 / 4 → 24,319
-        anomalies = _draw(rng, anomalies, n_anom, f"split.outlier_frac={cfg.outlier_frac}", "anomaly",
-                          "lower split.outlier_frac")
+        anomalies = _draw(
+            rng, anomalies, n_anom, f"split.outlier_frac={cfg.outlier_frac}", "anomaly", "lower split.outlier_frac"
+        )
     if len(anomalies) == 0 or len(inliers) == 0:
-        raise ConfigError(f"split.inlier={cfg.inlier}: {len(inliers)} inlier and {len(anomalies)} anomaly rows; "
-                          "the protocol needs both (raise split.outlier_frac, or check the data file)")
+        raise ConfigError(
+            f"split.inlier={cfg.inlier}: {len(inliers)} inlier and {len(anomalies)} anomaly rows; "
+            "the protocol needs both (raise split.outlier_frac, or check the data file)"
+        )
     # DAGMM halves all rows (the training half's anomalies go unused); GOAD's code halves the
     # inliers and tests every anomaly row
     rows = rng.permutation(np.concatenate([inliers, anomalies]) if cfg.test_anomalies == "half" else inliers)
@@ -135,23 +156,39 @@ def _dagmm(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
     train_in = rng.permutation(train_half[~anomaly[train_half]])
     n_val = int(round(len(train_in) * cfg.val_frac))
     if n_val == 0 or n_val == len(train_in) or not anomaly[test].any() or anomaly[test].all():
-        raise ConfigError(f"split.train_frac={cfg.train_frac}, split.val_frac={cfg.val_frac}: leave {len(train_in)} "
-                          f"training inliers ({n_val} for validation) and a test set of {len(test)} rows with "
-                          f"{int(anomaly[test].sum())} anomalies; each part needs rows of its class")
+        raise ConfigError(
+            f"split.train_frac={cfg.train_frac}, split.val_frac={cfg.val_frac}: leave {len(train_in)} "
+            f"training inliers ({n_val} for validation) and a test set of {len(test)} rows with "
+            f"{int(anomaly[test].sum())} anomalies; each part needs rows of its class"
+        )
     share = 100 * anomaly[test].mean()
     if abs(share - cfg.threshold.perc_outlier) > 1:
-        log.warning("split.threshold.perc_outlier=%g flags that share of the test scores, which hold %.2f%% "
-                    "anomalies%s", cfg.threshold.perc_outlier, share,
-                    " (GOAD's protocol thresholds at the true share)" if cfg.test_anomalies == "all" else "")
-    idx = {"train": np.sort(train_in[n_val:]), "val": np.sort(train_in[:n_val]), "threshold": test, "test": test,
-           ATTACKS: test[anomaly[test]]}
+        log.warning(
+            "split.threshold.perc_outlier=%g flags that share of the test scores, which hold %.2f%% anomalies%s",
+            cfg.threshold.perc_outlier,
+            share,
+            " (GOAD's protocol thresholds at the true share)" if cfg.test_anomalies == "all" else "",
+        )
+    idx = {
+        "train": np.sort(train_in[n_val:]),
+        "val": np.sort(train_in[:n_val]),
+        "threshold": test,
+        "test": test,
+        ATTACKS: test[anomaly[test]],
+    }
     frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
-    return frames, {"inlier_class": cfg.inlier, "anomaly_rows_used": int(len(anomalies)),
-                    "train_half_rows": int(n_train), "threshold_is_test": True,
-                    "test_anomaly_percent": round(float(share), 4)}
+    return frames, {
+        "inlier_class": cfg.inlier,
+        "anomaly_rows_used": int(len(anomalies)),
+        "train_half_rows": int(n_train),
+        "threshold_is_test": True,
+        "test_anomaly_percent": round(float(share), 4),
+    }
 
 
-def identical_rows(frames: dict[str, pd.DataFrame], columns: tuple[str, ...] | list[str], of: str = "train") -> dict[str, int]:
+def identical_rows(
+    frames: dict[str, pd.DataFrame], columns: tuple[str, ...] | list[str], of: str = "train"
+) -> dict[str, int]:
     """Rows of each other split equal, on ``columns``, to some row of split ``of``."""
     ref = set(row_keys(frames[of], columns).tolist())
     return {name: int(np.isin(row_keys(f, columns), list(ref)).sum()) for name, f in frames.items() if name != of}
@@ -172,16 +209,17 @@ def split(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], 
         "group_by": cfg.group_by,
         "rows": {k: len(v) for k, v in frames.items()},
         "outliers": {k: int(v[schema.IS_OUTLIER].sum()) for k, v in frames.items()},
-        "outlier_frac": {k: round(float(v[schema.IS_OUTLIER].mean()), 6) if len(v) else 0.0
-                         for k, v in frames.items()},
-        "categories": {k: {str(c): int(n) for c, n in v[schema.CATEGORY].value_counts().items()}
-                       for k, v in frames.items()},
+        "outlier_frac": {k: round(float(v[schema.IS_OUTLIER].mean()), 6) if len(v) else 0.0 for k, v in frames.items()},
+        "categories": {
+            k: {str(c): int(n) for c, n in v[schema.CATEGORY].value_counts().items()} for k, v in frames.items()
+        },
         "identical_to_train": {
             "on_group_by": identical_rows(frames, group_cols),
             "on_all41": identical_rows(frames, schema.FEATURES),
         },
-        "test_identical_to_threshold": identical_rows({"threshold": frames["threshold"], "test": frames["test"]},
-                                                      group_cols, of="threshold")["test"],
+        "test_identical_to_threshold": identical_rows(
+            {"threshold": frames["threshold"], "test": frames["test"]}, group_cols, of="threshold"
+        )["test"],
         **extra,
     }
     test = frames["test"]
@@ -190,9 +228,13 @@ def split(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], 
     report["test_normals_identical_to_train_frac"] = round(leaked / max(len(test_normal), 1), 6)
     overlap = report["identical_to_train"]["on_group_by"]
     if any(overlap.values()):
-        log.warning("LEAKAGE: rows identical to a training row (on %d group_by columns): %s; "
-                    "%.1f%% of test inliers repeat a training row", len(group_cols), overlap,
-                    100 * report["test_normals_identical_to_train_frac"])
+        log.warning(
+            "LEAKAGE: rows identical to a training row (on %d group_by columns): %s; "
+            "%.1f%% of test inliers repeat a training row",
+            len(group_cols),
+            overlap,
+            100 * report["test_normals_identical_to_train_frac"],
+        )
     else:
         log.info("no evaluation row is identical to a training row (on the %d group_by columns)", len(group_cols))
     return frames, report

@@ -5,12 +5,14 @@ plain spec (per-column multiplier and offset, category lists) applied with numpy
 JSON. Loading a saved encoder reads numbers and strings: nothing is unpickled, and no model
 library (skops would import torch through scikit-learn) is imported by the data stages.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,8 +44,9 @@ def _affine(method: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class FeatureEncoder:
     """Turn KDD rows (a DataFrame with KDD column names) into a float32 matrix."""
 
-    def __init__(self, numeric: Sequence[str], categorical: Sequence[str] = (), scaling: str = "standard",
-                 log1p: bool = False) -> None:
+    def __init__(
+        self, numeric: Sequence[str], categorical: Sequence[str] = (), scaling: str = "standard", log1p: bool = False
+    ) -> None:
         if scaling not in SCALERS:
             raise ValueError(f"scaling must be one of {sorted(SCALERS)}, got {scaling!r}")
         self.numeric, self.categorical = list(numeric), list(categorical)
@@ -75,7 +78,7 @@ class FeatureEncoder:
                 X[:, idx] = np.log1p(X[:, idx])
         return X
 
-    def fit(self, df: pd.DataFrame) -> "FeatureEncoder":
+    def fit(self, df: pd.DataFrame) -> FeatureEncoder:
         """Fit scaling and categories on (normal, training) rows only."""
         frame = self._frame(df, "fit data")
         self._mul, self._add = _affine(self.scaling, self._numeric(frame))
@@ -122,8 +125,10 @@ class FeatureEncoder:
         bad = ~np.isfinite(X)
         if bad.any():
             r, c = map(int, np.argwhere(bad)[0])
-            raise DataError(f"{what}: row {r}, feature {self.feature_names[c]!r} encodes to {X[r, c]} "
-                            "(log1p of a negative value?); expected finite values")
+            raise DataError(
+                f"{what}: row {r}, feature {self.feature_names[c]!r} encodes to {X[r, c]} "
+                "(log1p of a negative value?); expected finite values"
+            )
         return X
 
     def fit_transform(self, df: pd.DataFrame) -> np.ndarray:
@@ -131,10 +136,18 @@ class FeatureEncoder:
 
     def describe(self) -> dict[str, Any]:
         self._check_fitted()
-        return {"format": FORMAT, "numeric": self.numeric, "categorical": self.categorical,
-                "scaling": self.scaling, "log1p": self.log1p, "logged": self.logged,
-                "multiplier": self._mul.tolist(), "offset": self._add.tolist(),
-                "categories": self._categories, "feature_names": self.feature_names}
+        return {
+            "format": FORMAT,
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "scaling": self.scaling,
+            "log1p": self.log1p,
+            "logged": self.logged,
+            "multiplier": self._mul.tolist(),
+            "offset": self._add.tolist(),
+            "categories": self._categories,
+            "feature_names": self.feature_names,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write the encoder folder (one JSON file) atomically."""
@@ -144,7 +157,7 @@ class FeatureEncoder:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeatureEncoder":
+    def load(cls, path: str | Path) -> FeatureEncoder:
         """Load a saved encoder: plain JSON, checked for shape and consistency."""
         file = Path(path) / _META
         try:

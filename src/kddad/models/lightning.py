@@ -3,12 +3,14 @@
 Batches are slices of one tensor permuted once per epoch: on this data a per-row TensorDataset
 with default collation reached about half the throughput of a bare loop.
 """
+
 from __future__ import annotations
 
 import math
 import tempfile
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -32,11 +34,12 @@ class TensorBatches:
         if self.shuffle:
             X = X[torch.randperm(len(X), generator=self.generator).to(X.device)]
         for start in range(0, len(X), self.batch_size):
-            yield X[start:start + self.batch_size]
+            yield X[start : start + self.batch_size]
 
 
-def reconstruction_loss(network: torch.nn.Module, x: torch.Tensor, *, likelihood: bool, beta: float,
-                        recon_std: float) -> torch.Tensor:
+def reconstruction_loss(
+    network: torch.nn.Module, x: torch.Tensor, *, likelihood: bool, beta: float, recon_std: float
+) -> torch.Tensor:
     """Training objective, averaged over the batch.
 
     AE + mse: mean squared error. AE + likelihood: Gaussian NLL with the learned variance.
@@ -49,9 +52,9 @@ def reconstruction_loss(network: torch.nn.Module, x: torch.Tensor, *, likelihood
             return torch.mean((out.mean - x) ** 2)
         return -gaussian_log_prob(x, out.mean, out.var).sum(-1).mean()
     mean = out.mean[0]
-    var = out.var[0] if likelihood else torch.full_like(mean, recon_std ** 2)
+    var = out.var[0] if likelihood else torch.full_like(mean, recon_std**2)
     nll = -gaussian_log_prob(x, mean, var).sum(-1)
-    kl = -0.5 * torch.sum(1 + out.z_logvar - out.z_mean ** 2 - out.z_logvar.exp(), dim=-1)
+    kl = -0.5 * torch.sum(1 + out.z_logvar - out.z_mean**2 - out.z_logvar.exp(), dim=-1)
     return (nll + beta * kl).mean()
 
 
@@ -62,8 +65,16 @@ class ReconstructionModule(pl.LightningModule):
     hooks cost a fifth of a step. The LightningOptimizer still handles mixed precision.
     """
 
-    def __init__(self, network: torch.nn.Module, *, likelihood: bool, lr: float, beta: float = 1.0,
-                 recon_std: float = 0.01, gradient_clip_val: float | None = None) -> None:
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        *,
+        likelihood: bool,
+        lr: float,
+        beta: float = 1.0,
+        recon_std: float = 0.01,
+        gradient_clip_val: float | None = None,
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.network = network
@@ -72,8 +83,9 @@ class ReconstructionModule(pl.LightningModule):
         self._epoch: dict[str, Any] = {}  # running sums; a dict, so no nn.Module.__setattr__ per step
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return reconstruction_loss(self.network, x, likelihood=self.likelihood, beta=self.beta,
-                                   recon_std=self.recon_std)
+        return reconstruction_loss(
+            self.network, x, likelihood=self.likelihood, beta=self.beta, recon_std=self.recon_std
+        )
 
     def on_train_epoch_start(self) -> None:
         # the LightningOptimizer once an epoch, not a lookup every step
@@ -113,27 +125,51 @@ class History(Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         m = trainer.callback_metrics  # validation has run; the module logs train_loss after us
-        self.rows.append({"epoch": trainer.current_epoch, "train_loss": float(module.epoch_train_loss()),
-                          "val_loss": float(m["val_loss"]) if "val_loss" in m else math.nan})
+        self.rows.append(
+            {
+                "epoch": trainer.current_epoch,
+                "train_loss": float(module.epoch_train_loss()),
+                "val_loss": float(m["val_loss"]) if "val_loss" in m else math.nan,
+            }
+        )
 
 
-def fit(network: torch.nn.Module, X: torch.Tensor, X_val: torch.Tensor, *, likelihood: bool, lr: float,
-        batch_size: int, beta: float, recon_std: float, seed: int, trainer_args: dict[str, Any],
-        patience: int, min_delta: float = 0.0, logger: Any = False,
-        callbacks: list[Callback] | None = None) -> list[dict[str, float]]:
+def fit(
+    network: torch.nn.Module,
+    X: torch.Tensor,
+    X_val: torch.Tensor,
+    *,
+    likelihood: bool,
+    lr: float,
+    batch_size: int,
+    beta: float,
+    recon_std: float,
+    seed: int,
+    trainer_args: dict[str, Any],
+    patience: int,
+    min_delta: float = 0.0,
+    logger: Any = False,
+    callbacks: list[Callback] | None = None,
+) -> list[dict[str, float]]:
     """Train ``network`` in place with early stopping on ``X_val``; keeps the best epoch's weights."""
     pl.seed_everything(seed, workers=True, verbose=False)
     trainer_args = dict(trainer_args)
     clip = trainer_args.pop("gradient_clip_val", None)  # applied in the manual step
-    module = ReconstructionModule(network, likelihood=likelihood, lr=lr, beta=beta, recon_std=recon_std,
-                                  gradient_clip_val=clip)
+    module = ReconstructionModule(
+        network, likelihood=likelihood, lr=lr, beta=beta, recon_std=recon_std, gradient_clip_val=clip
+    )
     history = History()
     with tempfile.TemporaryDirectory(prefix="kddad-ckpt-") as ckpt_dir:
-        best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1,
-                               save_weights_only=True)
+        best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1, save_weights_only=True)
         stop = EarlyStopping(monitor="val_loss", mode="min", patience=patience, min_delta=min_delta)
-        trainer = pl.Trainer(**trainer_args, logger=logger, callbacks=[history, best, stop, *(callbacks or [])],
-                             default_root_dir=ckpt_dir, enable_model_summary=False, num_sanity_val_steps=0)
+        trainer = pl.Trainer(
+            **trainer_args,
+            logger=logger,
+            callbacks=[history, best, stop, *(callbacks or [])],
+            default_root_dir=ckpt_dir,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
         device = trainer.strategy.root_device
         if device.type != "cpu":  # whole data set on the accelerator once: no per-batch copies
             X, X_val = X.to(device), X_val.to(device)

@@ -3,9 +3,11 @@
 The decoder outputs a mean per feature and, for the likelihood score, a variance bounded below
 by ``min_var`` (so the likelihood cannot run away by shrinking the variance to zero).
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -39,8 +41,18 @@ class Reconstruction(NamedTuple):
 
 
 class Decoder(nn.Module):
-    def __init__(self, n_features: int, hidden: Sequence[int], latent: int, activation: str, output_activation: str,
-                 dropout: float, batch_norm: bool, gaussian: bool, min_var: float) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden: Sequence[int],
+        latent: int,
+        activation: str,
+        output_activation: str,
+        dropout: float,
+        batch_norm: bool,
+        gaussian: bool,
+        min_var: float,
+    ) -> None:
         super().__init__()
         widths = [latent, *reversed(hidden)]
         self.body = mlp(widths, activation, dropout, batch_norm)
@@ -64,14 +76,26 @@ class AutoEncoder(nn.Module):
 
     variational = False
 
-    def __init__(self, n_features: int, hidden: Sequence[int], latent: int, activation: str = "relu",
-                 output_activation: str = "linear", dropout: float = 0.0, batch_norm: bool = False,
-                 gaussian: bool = False, min_var: float = 1e-3) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden: Sequence[int],
+        latent: int,
+        activation: str = "relu",
+        output_activation: str = "linear",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        gaussian: bool = False,
+        min_var: float = 1e-3,
+    ) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(mlp([n_features, *hidden], activation, dropout, batch_norm),
-                                     nn.Linear(hidden[-1] if hidden else n_features, latent))
-        self.decoder = Decoder(n_features, hidden, latent, activation, output_activation, dropout, batch_norm,
-                               gaussian, min_var)
+        self.encoder = nn.Sequential(
+            mlp([n_features, *hidden], activation, dropout, batch_norm),
+            nn.Linear(hidden[-1] if hidden else n_features, latent),
+        )
+        self.decoder = Decoder(
+            n_features, hidden, latent, activation, output_activation, dropout, batch_norm, gaussian, min_var
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -87,16 +111,26 @@ class VariationalAutoEncoder(nn.Module):
 
     variational = True
 
-    def __init__(self, n_features: int, hidden: Sequence[int], latent: int, activation: str = "relu",
-                 output_activation: str = "linear", dropout: float = 0.0, batch_norm: bool = False,
-                 gaussian: bool = False, min_var: float = 1e-3) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden: Sequence[int],
+        latent: int,
+        activation: str = "relu",
+        output_activation: str = "linear",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        gaussian: bool = False,
+        min_var: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.body = mlp([n_features, *hidden], activation, dropout, batch_norm)
         width = hidden[-1] if hidden else n_features
         self.z_mean = nn.Linear(width, latent)
         self.z_logvar = nn.Linear(width, latent)
-        self.decoder = Decoder(n_features, hidden, latent, activation, output_activation, dropout, batch_norm,
-                               gaussian, min_var)
+        self.decoder = Decoder(
+            n_features, hidden, latent, activation, output_activation, dropout, batch_norm, gaussian, min_var
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean: the point to plot in latent space."""
@@ -115,7 +149,18 @@ class VariationalAutoEncoder(nn.Module):
         return Reconstruction(mean, var, mu, logvar, z)
 
 
-def build_network(name: str, n_features: int, *, gaussian: bool, min_var: float, hidden: Sequence[int], latent: int,
-                  activation: str, output_activation: str, dropout: float, batch_norm: bool) -> nn.Module:
+def build_network(
+    name: str,
+    n_features: int,
+    *,
+    gaussian: bool,
+    min_var: float,
+    hidden: Sequence[int],
+    latent: int,
+    activation: str,
+    output_activation: str,
+    dropout: float,
+    batch_norm: bool,
+) -> nn.Module:
     cls = {"ae": AutoEncoder, "vae": VariationalAutoEncoder}[name]
     return cls(n_features, list(hidden), latent, activation, output_activation, dropout, batch_norm, gaussian, min_var)

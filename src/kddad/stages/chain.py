@@ -5,6 +5,7 @@ the very stage functions DVC drives. Data preparation is cached by a hash of exa
 it depends on, so a sweep over model or score settings prepares the data once, and a sweep over
 features prepares each variant once, however many jobs (or processes) ask for it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,9 @@ import fcntl
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from kddad.config import Config
 from kddad.paths import Paths
@@ -58,8 +60,9 @@ def prepare_data(cfg: Config, cache: Path) -> Path:
     return folder
 
 
-def run_chain(cfg: Config, workdir: Path, cache: Path, parent_run: str | None = None,
-              run_tags: dict[str, str] | None = None) -> dict[str, Any]:
+def run_chain(
+    cfg: Config, workdir: Path, cache: Path, parent_run: str | None = None, run_tags: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Prepare (or reuse) the data, then train, threshold and evaluate into ``workdir``."""
     from kddad.stages.evaluate import evaluate
     from kddad.stages.model import threshold, train

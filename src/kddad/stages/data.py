@@ -1,4 +1,5 @@
 """The data stages: download → split → encode. Config in, files out; no torch imported."""
+
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,8 @@ from kddad.config import Config
 from kddad.data import schema
 from kddad.data.download import fetch
 from kddad.data.read import read_kdd
-from kddad.data.split import ALL_SPLITS, split as split_rows
+from kddad.data.split import ALL_SPLITS
+from kddad.data.split import split as split_rows
 from kddad.errors import DataError
 from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_dir, write_json
@@ -24,8 +26,15 @@ log = logging.getLogger(__name__)
 def download(cfg: Config, paths: Paths = Paths()) -> Path:
     """Place the verified raw file of ``cfg.dataset`` under data/raw/."""
     ds = cfg.dataset
-    return fetch(ds.raw_name, paths.raw, sha256=ds.sha256, urls=ds.urls, path=ds.path,
-                 mirror=cfg.download.mirror, timeout_s=cfg.download.timeout_s)
+    return fetch(
+        ds.raw_name,
+        paths.raw,
+        sha256=ds.sha256,
+        urls=ds.urls,
+        path=ds.path,
+        mirror=cfg.download.mirror,
+        timeout_s=cfg.download.timeout_s,
+    )
 
 
 def split(cfg: Config, paths: Paths = Paths()) -> dict:
@@ -46,8 +55,12 @@ def split(cfg: Config, paths: Paths = Paths()) -> dict:
         for name, frame in frames.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
     write_json(paths.split_report, report)
-    log.info("split: %s rows, outlier fraction %s (%.1f s)", report["rows"], report["outlier_frac"],
-             time.perf_counter() - start)
+    log.info(
+        "split: %s rows, outlier fraction %s (%.1f s)",
+        report["rows"],
+        report["outlier_frac"],
+        time.perf_counter() - start,
+    )
     return report
 
 
@@ -73,6 +86,12 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
             meta["unknown_categories"][name] = enc.unknown_categories(frame)
         write_json(tmp / "meta.json", meta)
     enc.save(paths.encoder)
-    log.info("encode: %d features (%s, %s scaling%s) for %s", len(enc.feature_names), cfg.features.name,
-             cfg.scaling.method, " + log1p" if cfg.scaling.log1p else "", meta["rows"])
+    log.info(
+        "encode: %d features (%s, %s scaling%s) for %s",
+        len(enc.feature_names),
+        cfg.features.name,
+        cfg.scaling.method,
+        " + log1p" if cfg.scaling.log1p else "",
+        meta["rows"],
+    )
     return enc

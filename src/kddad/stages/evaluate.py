@@ -1,4 +1,5 @@
 """The evaluate stage: metrics, DVC plot files, figures and the MLflow record of a run."""
+
 from __future__ import annotations
 
 import logging
@@ -32,21 +33,38 @@ def _plots(out: Path, y: np.ndarray, scores: np.ndarray, threshold: float, frame
     thin(pr_points(y, scores), PLOT_ROWS).to_csv(out / "pr.csv", index=False)
     # every test row: the plot's counts must equal metrics.json's (two short columns, no thinning)
     pd.DataFrame({"actual": class_names(y), "predicted": class_names(scores > threshold)}).to_csv(
-        out / "confusion.csv", index=False)
-    rows = pd.DataFrame({"row": frame[schema.ROW], "score": scores, "class": class_names(y),
-                         "category": frame[schema.CATEGORY], "label": frame[schema.LABEL]})
+        out / "confusion.csv", index=False
+    )
+    rows = pd.DataFrame(
+        {
+            "row": frame[schema.ROW],
+            "score": scores,
+            "class": class_names(y),
+            "category": frame[schema.CATEGORY],
+            "label": frame[schema.LABEL],
+        }
+    )
     thin(rows.reset_index().rename(columns={"index": "test_row"}), PLOT_ROWS).to_csv(out / "scores.csv", index=False)
 
 
-def _figures(out: Path, det: Detector, X: np.ndarray, y: np.ndarray, scores: np.ndarray, feat: np.ndarray,
-             m: dict, threshold: float) -> None:
+def _figures(
+    out: Path,
+    det: Detector,
+    X: np.ndarray,
+    y: np.ndarray,
+    scores: np.ndarray,
+    feat: np.ndarray,
+    m: dict,
+    threshold: float,
+) -> None:
     classes = class_names(y)
     figures.confusion(m["confusion"], out / "confusion_matrix.png")
     roc = roc_points(y, scores)
     figures.roc(roc["fpr"].to_numpy(), roc["tpr"].to_numpy(), m["roc_auc"], out / "roc.png")
     pr = pr_points(y, scores)
-    figures.precision_recall(pr["recall"].to_numpy(), pr["precision"].to_numpy(), m["pr_auc"], y.mean(),
-                             out / "precision_recall.png")
+    figures.precision_recall(
+        pr["recall"].to_numpy(), pr["precision"].to_numpy(), m["pr_auc"], y.mean(), out / "precision_recall.png"
+    )
     figures.instance_scores(scores, classes, threshold, out / "instance_scores.png")
     if det.has_feature_scores:
         top = np.argsort(scores)[::-1][:50]
@@ -79,33 +97,43 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     X_att, _ = load_features(ATTACKS, paths)
     att_scores, _ = det.score(X_att)
     normal = y == 0
-    held = detection_metrics(np.r_[y[normal], np.ones(len(att_scores), int)], np.r_[scores[normal], att_scores],
-                             threshold, np.r_[test[schema.CATEGORY][normal], attacks[schema.CATEGORY]],
-                             np.r_[test[schema.LABEL][normal], attacks[schema.LABEL]])
+    held = detection_metrics(
+        np.r_[y[normal], np.ones(len(att_scores), int)],
+        np.r_[scores[normal], att_scores],
+        threshold,
+        np.r_[test[schema.CATEGORY][normal], attacks[schema.CATEGORY]],
+        np.r_[test[schema.LABEL][normal], attacks[schema.LABEL]],
+    )
     X_thr, y_thr = load_features("threshold", paths)
     thr_scores, _ = det.score(X_thr)
     on_thr = detection_metrics(y_thr, thr_scores, threshold)
 
-    metrics = {**{k: m[k] for k in HEADLINE},
-               "test": {k: v for k, v in m.items() if k not in HEADLINE},
-               "heldout_attacks": held,
-               "threshold_batch": {k: on_thr[k] for k in (*HEADLINE, "fpr")}}
+    metrics = {
+        **{k: m[k] for k in HEADLINE},
+        "test": {k: v for k, v in m.items() if k not in HEADLINE},
+        "heldout_attacks": held,
+        "threshold_batch": {k: on_thr[k] for k in (*HEADLINE, "fpr")},
+    }
     write_json(paths.reports / "metrics.json", metrics)
     with atomic_dir(paths.reports / "plots") as tmp:
         _plots(tmp, y, scores, threshold, test)
     with atomic_dir(paths.reports / "figures") as tmp:
         _figures(tmp, det, X, y, scores, feat, m, threshold)
 
-    run = tracker.resume(run_id(paths.threshold), cfg, logs="f1")
-    try:
+    with tracker.run(cfg, resume=run_id(paths.threshold), logs="f1") as run:
         _track(tracker, run, metrics, cfg, paths)
-    except BaseException:
-        tracker.finish(run, "FAILED")
-        raise
-    tracker.finish(run)
-    log.info("evaluate: F1 %.4f, precision %.4f, recall %.4f, ROC-AUC %.5f, PR-AUC %.5f on %d test rows "
-             "(held-out outliers: recall %.4f of %d)", m["f1"], m["precision"], m["recall"], m["roc_auc"],
-             m["pr_auc"], m["rows"], held["recall"], held["outliers"])
+    log.info(
+        "evaluate: F1 %.4f, precision %.4f, recall %.4f, ROC-AUC %.5f, PR-AUC %.5f on %d test rows "
+        "(held-out outliers: recall %.4f of %d)",
+        m["f1"],
+        m["precision"],
+        m["recall"],
+        m["roc_auc"],
+        m["pr_auc"],
+        m["rows"],
+        held["recall"],
+        held["outliers"],
+    )
     return metrics
 
 

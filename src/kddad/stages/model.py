@@ -1,4 +1,5 @@
 """The model stages: train → threshold. Config in, files out."""
+
 from __future__ import annotations
 
 import csv
@@ -42,8 +43,13 @@ def run_id(path: Path) -> str | None:
         return None
 
 
-def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None, parent_run: str | None = None,
-          run_tags: dict[str, str] | None = None) -> Detector:
+def train(
+    cfg: Config,
+    paths: Paths = Paths(),
+    callbacks: list | None = None,
+    parent_run: str | None = None,
+    run_tags: dict[str, str] | None = None,
+) -> Detector:
     """Fit the detector on the normal training split; early stopping on the validation split.
 
     Opens the pipeline execution's MLflow run (per-epoch losses go there through Lightning's
@@ -55,27 +61,23 @@ def train(cfg: Config, paths: Paths = Paths(), callbacks: list | None = None, pa
     X_val, y_val = load_features("val", paths)
     if y.any() or y_val.any():
         raise DataError(f"{paths.features}: train/val hold {int(y.sum())}/{int(y_val.sum())} outliers; expected none")
-    det = Detector(cfg.model, cfg.score, cfg.trainer, cfg.early_stopping, FeatureEncoder.load(paths.encoder),
-                   seed=cfg.seed)
-    run = tracker.start(cfg, parent=parent_run, tags=run_tags)
-    try:
-        if det.is_network:
-            det.fit(X, X_val, logger=tracker.lightning_logger(run), callbacks=callbacks)
-        else:  # a scikit-learn baseline: no Lightning, its one-row history is logged here
-            det.fit(X, X_val)
-            for row in det.history:
-                tracker.log_metrics(run, {k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
-    except BaseException:
-        tracker.finish(run, "FAILED")
-        raise
-    det.save(paths.detector)
-    write_curve(paths.reports / "train_curve.csv", det.history)
-    write_json(paths.run, {"mlflow_run_id": run, "tracking_uri": tracker.uri if run else None})
-    tracker.finish(run)
+    det = Detector(
+        cfg.model, cfg.score, cfg.trainer, cfg.early_stopping, FeatureEncoder.load(paths.encoder), seed=cfg.seed
+    )
+    with tracker.run(cfg, parent=parent_run, tags=run_tags) as run:
+        det.fit(X, X_val, logger=tracker.lightning_logger(run), callbacks=callbacks)
+        det.save(paths.detector)
+        write_curve(paths.reports / "train_curve.csv", det.history)
+        write_json(paths.run, {"mlflow_run_id": run, "tracking_uri": tracker.uri if run else None})
     last = det.history[-1] if det.history else {}
-    log.info("train: %s + %s on %d rows × %d features, %d epochs, last val_loss %.4g", cfg.model.name,
-             cfg.score.name if det.has_feature_scores else "its own score", *X.shape, len(det.history),
-             last.get("val_loss", float("nan")))
+    log.info(
+        "train: %s + %s on %d rows × %d features, %d epochs, last val_loss %.4g",
+        cfg.model.name,
+        cfg.score.name if det.has_feature_scores else "its own score",
+        *X.shape,
+        len(det.history),
+        last.get("val_loss", float("nan")),
+    )
     return det
 
 
@@ -83,8 +85,10 @@ def trained_detector(cfg: Config, paths: Paths) -> Detector:
     """The train stage's detector with ``cfg``'s scoring-only settings; refuses a score-type mismatch."""
     det = Detector.load(paths.detector)
     if det.score_cfg.name != cfg.score.name:
-        raise DataError(f"{paths.detector}: trained for score {det.score_cfg.name!r}, params ask for "
-                        f"{cfg.score.name!r}; re-run the train stage")
+        raise DataError(
+            f"{paths.detector}: trained for score {det.score_cfg.name!r}, params ask for "
+            f"{cfg.score.name!r}; re-run the train stage"
+        )
     return det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
 
 
@@ -104,19 +108,19 @@ def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
         value = det.infer_threshold_fpr(X, t.fpr)
     scores, _ = det.score(X)
     flagged = scores > value
-    info = {**det.threshold_info, "threshold": value, "on": f"data/features/{split}.npy",
-            "outliers_in_batch": int(y.sum()), "flagged": int(flagged.sum()),
-            "flagged_outliers": int((flagged & (y == 1)).sum()),
-            "score": det.score_cfg.model_dump()}
-    run = tracker.resume(run_id(paths.run), cfg, logs="threshold")
-    info["mlflow_run_id"] = run
-    write_json(paths.threshold, info)
-    try:
+    info = {
+        **det.threshold_info,
+        "threshold": value,
+        "on": f"data/features/{split}.npy",
+        "outliers_in_batch": int(y.sum()),
+        "flagged": int(flagged.sum()),
+        "flagged_outliers": int((flagged & (y == 1)).sum()),
+        "score": det.score_cfg.model_dump(),
+    }
+    with tracker.run(cfg, resume=run_id(paths.run), logs="threshold") as run:
+        info["mlflow_run_id"] = run
+        write_json(paths.threshold, info)
         tracker.log_metrics(run, {"threshold": value})
         tracker.log_artifact(run, paths.threshold)
-    except BaseException:
-        tracker.finish(run, "FAILED")
-        raise
-    tracker.finish(run)
     log.info("threshold: %.6g (%s on %s, %d of %d rows flagged)", value, t.method, split, info["flagged"], len(X))
     return info

@@ -1,0 +1,410 @@
+"""The typed schema of the composed configuration: every group, key, type, default and meaning.
+
+Each key is documented where it is declared (``Field(description=…)``); docs/configuration.md
+is generated from these declarations (``python -m kddad.config --reference``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from kddad.data import schema
+
+Percent = Annotated[float, Field(ge=0, lt=100)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    """What file to use: its identity (name, checksum) and where it is published."""
+
+    name: str = Field(description="A short name for the data set, recorded as the run's `dataset` tag.")
+    filename: str | None = Field(
+        None, description="File name under data/raw/ and in a mirror folder; null: the basename of `path`."
+    )
+    sha256: str | None = Field(
+        None, description="Checksum the fetched file must have (64 hex digits); null: not verified."
+    )
+    rows: PosInt | None = Field(None, description="Rows the file must parse into; null: not checked.")
+    urls: list[str] = Field([], description="Canonical download URLs, tried in order after any mirror folder.")
+    path: str | None = Field(
+        None,
+        description="A local KDD-format file to use instead of downloading "
+        "(41 features + label, optionally NSL-KDD's difficulty; text or .gz).",
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", v):
+            raise ValueError("expected 64 hexadecimal characters")
+        return v.lower() if v else v
+
+    @model_validator(mode="after")
+    def _source(self) -> DatasetConfig:
+        if self.path is None and not self.urls:
+            raise ValueError("set dataset.path (a local KDD-format file) or dataset.urls")
+        if self.path is None and self.filename is None:
+            raise ValueError("dataset.filename is required when dataset.path is not set")
+        return self
+
+    @property
+    def raw_name(self) -> str:
+        """File name under data/raw/."""
+        return self.filename or Path(self.path or "").name
+
+
+class DownloadConfig(_Strict):
+    """How to fetch (not what): no key here changes the verified file."""
+
+    mirror: str | None = Field(
+        None,
+        description="A folder holding the data files, tried before the URLs (as is the KDDAD_DATA_MIRROR variable).",
+    )
+    timeout_s: Annotated[float, Field(gt=0)] = Field(
+        60, description="Seconds to wait for a server before trying the next URL."
+    )
+
+
+class BatchConfig(_Strict):
+    """One set of rows drawn from its pool (train, val, threshold, test)."""
+
+    n: PosInt | None = Field(None, description="Rows to draw; null: every eligible row of the pool.")
+    perc_outlier: Percent = Field(0, description="Percentage of attack rows in the batch (train and val: 0).")
+    seed: NonNegInt | None = Field(None, description="Seed of this batch's draw; null: derived from split.seed.")
+
+
+class PoolsConfig(_Strict):
+    """Fractions of the row groups given to each evaluation pool; the rest is train/val."""
+
+    threshold: Fraction = Field(0.2, description="Share of groups in the threshold pool.")
+    test: Fraction = Field(0.3, description="Share of groups in the test pool.")
+
+    @model_validator(mode="after")
+    def _room_for_train(self) -> PoolsConfig:
+        if self.threshold + self.test >= 1:
+            raise ValueError("split.pools.threshold + split.pools.test must leave room for train (sum < 1)")
+        return self
+
+
+class SplitConfig(_Strict):
+    """How rows become train / val / threshold / test (see :mod:`kddad.data.split`)."""
+
+    protocol: Literal["grouped", "alibi_example", "dagmm"] = Field(
+        "grouped",
+        description="grouped: leakage-free pools of row groups (default); alibi_example: alibi-detect's "
+        "sampling (leaks); dagmm: random halves as in DAGMM/GOAD.",
+    )
+    seed: NonNegInt = Field(0, description="Seed of the split (independent of the training seed).")
+    dedupe: bool = Field(False, description="Drop rows that repeat an earlier row exactly (41 features + label).")
+    group_by: str | list[str] = Field(
+        "alibi18",
+        description="Rows equal on these columns (a feature set name, alibi18 | all41, or a list) share a pool.",
+    )
+    pools: PoolsConfig = Field(PoolsConfig(), description="Shares of groups in the evaluation pools.")
+    val_frac: Fraction = Field(0.1, description="Share of train-pool groups held out for validation.")
+    inlier: Literal["normal", "attack"] = Field("normal", description="dagmm: the class trained on (KDDCUP: attack).")
+    outlier_frac: Fraction | None = Field(
+        None, description="dagmm: subsample the anomaly class to this share of all rows; null: keep all."
+    )
+    train_frac: Fraction = Field(0.5, description="dagmm: the random share of rows whose inliers train.")
+    test_anomalies: Literal["half", "all"] = Field(
+        "half", description="dagmm: the test half's anomalies, or all of them (GOAD's code)."
+    )
+    train: BatchConfig = Field(BatchConfig(), description="The training rows (normal only).")
+    val: BatchConfig = Field(BatchConfig(), description="The validation rows for early stopping (normal only).")
+    threshold: BatchConfig = Field(
+        BatchConfig(n=10000, perc_outlier=5), description="The labelled batch the percentile threshold is set on."
+    )
+    test: BatchConfig = Field(BatchConfig(n=20000, perc_outlier=10), description="The test set.")
+
+    @field_validator("group_by")
+    @classmethod
+    def _columns(cls, v: str | list[str]) -> str | list[str]:
+        if not schema.feature_set(v):  # raises ValueError naming a bad name
+            raise ValueError("list at least one column to group identical rows by")
+        return v
+
+    @field_validator("train", "val")
+    @classmethod
+    def _normal_only(cls, v: BatchConfig) -> BatchConfig:
+        if v.perc_outlier:
+            raise ValueError("train and val hold normal rows only: perc_outlier must be 0")
+        return v
+
+    @model_validator(mode="after")
+    def _protocol_settings(self) -> SplitConfig:
+        if self.protocol != "dagmm":
+            for key, default in (
+                ("inlier", "normal"),
+                ("outlier_frac", None),
+                ("train_frac", 0.5),
+                ("test_anomalies", "half"),
+            ):
+                if getattr(self, key) != default:
+                    raise ValueError(
+                        f"split.{key}: used by protocol dagmm only (protocol {self.protocol} "
+                        f"ignores it); leave it at {default!r} or set split.protocol=dagmm"
+                    )
+            return self
+        if self.pools != PoolsConfig():
+            raise ValueError(
+                "split.pools: protocol dagmm halves the rows at random (split.train_frac); "
+                "it has no pools, leave them at their defaults"
+            )
+        for name in ("train", "val", "threshold", "test"):
+            if getattr(self, name).seed is not None:
+                raise ValueError(f"split.{name}.seed: protocol dagmm draws everything from split.seed; leave it null")
+            if getattr(self, name).n is not None:
+                raise ValueError(
+                    f"split.{name}.n: protocol dagmm takes whole halves, not batches of n rows; leave it null"
+                )
+        if self.test.perc_outlier:
+            raise ValueError("split.test.perc_outlier: protocol dagmm tests on the other half as it is; leave it 0")
+        if not self.threshold.perc_outlier:
+            raise ValueError(
+                "split.threshold.perc_outlier: protocol dagmm flags this share of the test scores "
+                "(the papers' 20); expected a value > 0"
+            )
+        return self
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        return schema.feature_set(self.group_by)
+
+
+class FeaturesConfig(_Strict):
+    """Which KDD columns the model sees."""
+
+    name: str = Field(description="A name for the selection, recorded as the run's `features` tag.")
+    numeric: list[str] = Field(description="Numeric KDD columns, scaled.")
+    categorical: list[str] = Field(
+        [], description="Categorical KDD columns (protocol_type, service, flag), one-hot encoded."
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> FeaturesConfig:
+        for kind, cols, allowed in (
+            ("numeric", self.numeric, schema.NUMERIC),
+            ("categorical", self.categorical, schema.CATEGORICAL),
+        ):
+            bad = [c for c in cols if c not in allowed]
+            if bad:
+                raise ValueError(f"features.{kind}: {bad} are not {kind} KDD columns; expected some of {list(allowed)}")
+            if len(set(cols)) != len(cols):
+                raise ValueError(f"features.{kind} lists a column twice")
+        if not self.numeric and not self.categorical:
+            raise ValueError("features: select at least one column")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class ScalingConfig(_Strict):
+    """How numeric columns are scaled, with statistics of the normal training rows."""
+
+    method: Literal["standard", "minmax", "robust", "none"] = Field("standard", description="scikit-learn scaler.")
+    log1p: bool = Field(False, description="log(1 + x) of the heavy-tailed counts, sizes and durations first.")
+
+
+class NetworkConfig(_Strict):
+    """A Lightning-trained autoencoder (``ae``) or variational autoencoder (``vae``)."""
+
+    implementation: ClassVar[str] = "kddad.models.autoencoder:Autoencoder"
+
+    name: Literal["ae", "vae"] = Field(description="ae: autoencoder; vae: variational autoencoder.")
+    hidden: list[PosInt] = Field(description="Encoder layer widths (the decoder mirrors them); also '64-32'.")
+    latent: PosInt = Field(description="Latent dimensions.")
+    activation: Literal["relu", "leaky_relu", "elu", "gelu", "tanh"] = Field("relu", description="Hidden activation.")
+    output_activation: Literal["linear", "sigmoid"] = Field("linear", description="Activation of the decoder mean.")
+    dropout: Annotated[float, Field(ge=0, lt=1)] = Field(0.0, description="Dropout after each hidden layer.")
+    batch_norm: bool = Field(False, description="Batch normalisation after each hidden layer.")
+    beta: Annotated[float, Field(ge=0)] = Field(1.0, description="vae: weight of the KL term.")
+    recon_std: Annotated[float, Field(gt=0)] = Field(
+        0.01, description="vae + mse: the fixed standard deviation of the reconstruction term (alibi-detect's sim)."
+    )
+    lr: Annotated[float, Field(gt=0)] = Field(1e-3, description="Adam's learning rate.")
+    batch_size: PosInt = Field(128, description="Training rows per step.")
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _sizes(cls, v: Any) -> Any:
+        """Also "64-32": Optuna's categorical choices must be scalars, so searches name sizes so."""
+        if isinstance(v, str):
+            try:
+                return [int(part) for part in v.split("-")]
+            except ValueError:
+                raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> NetworkConfig:
+        if not self.hidden:
+            raise ValueError("model.hidden: list at least one hidden layer size")
+        return self
+
+
+def _count_or_fraction(v: float, expected: str, one_is_fraction: bool = False) -> int | float:
+    """A whole number ≥ 1 is a count (returned as int); a value in (0, 1) is a fraction."""
+    if 0 < v < 1 or (one_is_fraction and v == 1):
+        return float(v)
+    if v >= 1 and float(v).is_integer():
+        return int(v)
+    raise ValueError(f"expected {expected}")
+
+
+class IForestConfig(_Strict):
+    """scikit-learn's IsolationForest, a baseline: its own anomaly score, no feature scores."""
+
+    implementation: ClassVar[str] = "kddad.models.iforest:IForest"
+
+    name: Literal["iforest"] = Field(description="scikit-learn's IsolationForest.")
+    n_estimators: PosInt = Field(100, description="Trees.")
+    max_samples: float | Literal["auto"] = Field(
+        "auto", description="Rows per tree: a count, a fraction ≤ 1, or auto (256)."
+    )
+    max_features: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="Share of features per tree.")
+    n_jobs: int | None = Field(None, description="Parallel jobs; null: one.")
+
+    @field_validator("max_samples")
+    @classmethod
+    def _samples(cls, v: float | str) -> float | str:
+        return (
+            v
+            if v == "auto"
+            else _count_or_fraction(v, '"auto", a row count (1, 2, …) or a fraction in (0, 1]', one_is_fraction=True)
+        )
+
+
+class PCAConfig(_Strict):
+    """Principal component analysis, a baseline: the linear autoencoder, scored like the others."""
+
+    implementation: ClassVar[str] = "kddad.models.pca:PCA"
+
+    name: Literal["pca"] = Field(description="Principal component analysis.")
+    n_components: float = Field(8, description="A count of components, or a fraction < 1 of the variance to keep.")
+    whiten: bool = Field(False, description="Scale the components to unit variance.")
+
+    @field_validator("n_components")
+    @classmethod
+    def _components(cls, v: float) -> float:
+        return _count_or_fraction(v, "a count of components (1, 2, …) or a fraction of variance in (0, 1)")
+
+
+#: ``model.name`` picks the kind: ae | vae (networks), iforest | pca (scikit-learn baselines)
+ModelConfig = Annotated[NetworkConfig | IForestConfig | PCAConfig, Field(discriminator="name")]
+MODEL_ADAPTER: TypeAdapter = TypeAdapter(ModelConfig)
+NETWORKS = ("ae", "vae")
+BASELINES = ("iforest", "pca")
+
+
+class ScoreConfig(_Strict):
+    """How a reconstruction becomes an outlier score (IsolationForest has its own)."""
+
+    name: Literal["mse", "likelihood"] = Field(
+        description="mse: squared error per feature; likelihood: Gaussian "
+        "negative log-likelihood with a learned variance."
+    )
+    samples: PosInt = Field(10, description="vae: latent samples averaged per row.")
+    outlier_perc: Annotated[float, Field(gt=0, le=100)] = Field(
+        100, description="mse: the instance score is the mean of the top % of feature scores."
+    )
+    min_var: Annotated[float, Field(gt=0)] = Field(1e-3, description="likelihood: the decoder variance's floor.")
+
+
+class ThresholdConfig(_Strict):
+    """Where the outlier threshold is set."""
+
+    method: Literal["percentile", "fpr"] = Field(
+        "percentile",
+        description="percentile: of the labelled threshold "
+        "batch's scores; fpr: a target "
+        "false-positive rate on val normals.",
+    )
+    perc_outlier: Percent | None = Field(
+        None,
+        description="percentile: flag this % of the batch; null: the batch's "
+        "own outlier share (split.threshold.perc_outlier).",
+    )
+    fpr: Fraction = Field(0.05, description="fpr: the share of normal validation rows flagged.")
+
+
+class TrainerConfig(_Strict):
+    """Lightning ``Trainer`` arguments under their Lightning names (a vetted subset)."""
+
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = Field("auto", description="Where to train.")
+    devices: int | str | list[int] = Field("auto", description="Devices to train on.")
+    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true"] = Field(
+        "32-true", description="Numeric precision of training."
+    )
+    max_epochs: PosInt = Field(30, description="Epochs at most (early stopping may end sooner).")
+    min_epochs: NonNegInt = Field(1, description="Epochs at least.")
+    deterministic: bool = Field(False, description="Deterministic algorithms only (slower).")
+    gradient_clip_val: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Clip the gradient norm to this; null: no clipping."
+    )
+    log_every_n_steps: PosInt = Field(50, description="Lightning's logging interval in steps.")
+    enable_progress_bar: bool = Field(True, description="A progress bar per epoch.")
+
+    @model_validator(mode="after")
+    def _epochs(self) -> TrainerConfig:
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(f"trainer.min_epochs ({self.min_epochs}) exceeds trainer.max_epochs ({self.max_epochs})")
+        return self
+
+
+class EarlyStoppingConfig(_Strict):
+    """Early stopping on the loss of the normal-only validation split."""
+
+    patience: NonNegInt = Field(5, description="Epochs without improvement before training stops.")
+    min_delta: Annotated[float, Field(ge=0)] = Field(0.0, description="The least change that counts as improvement.")
+
+
+class TrackingConfig(_Strict):
+    """MLflow tracking; where runs are recorded, not what they compute (no stage depends on it)."""
+
+    enabled: bool = Field(True, description="Record runs in MLflow.")
+    uri: str = Field(
+        "sqlite:///mlflow.db",
+        description="The store; a relative sqlite path resolves against the "
+        "project root (the folder holding dvc.yaml, or DVC_ROOT).",
+    )
+    experiment: str = Field("kddad", description="MLflow experiment name.")
+
+
+class Config(_Strict):
+    """The whole composed configuration (params.yaml)."""
+
+    dataset: DatasetConfig = Field(description="The raw data file.")
+    download: DownloadConfig = Field(DownloadConfig(), description="How to fetch it.")
+    split: SplitConfig = Field(SplitConfig(), description="How rows become train/val/threshold/test.")
+    features: FeaturesConfig = Field(description="The columns the model sees.")
+    scaling: ScalingConfig = Field(ScalingConfig(), description="How numeric columns are scaled.")
+    model: ModelConfig = Field(description="The model kind (model.name) and its settings.")
+    score: ScoreConfig = Field(description="The outlier score.")
+    threshold: ThresholdConfig = Field(ThresholdConfig(), description="The outlier threshold.")
+    trainer: TrainerConfig = Field(TrainerConfig(), description="Lightning Trainer arguments.")
+    early_stopping: EarlyStoppingConfig = Field(EarlyStoppingConfig(), description="Early stopping on val loss.")
+    tracking: TrackingConfig = Field(TrackingConfig(), description="MLflow tracking.")
+    seed: NonNegInt = Field(0, description="Seed of model initialisation and training (the split has its own).")
+
+    @model_validator(mode="after")
+    def _no_leak_through_features(self) -> Config:
+        outside = [c for c in self.split.group_columns if c not in self.features.columns]
+        if outside:
+            raise ValueError(
+                f"split.group_by: {outside} are not among the features ({self.features.name}); rows identical "
+                "on the features could then fall in train and test. Group by a subset of the features"
+            )
+        return self
