@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test test-fast params clean
+.PHONY: setup run test test-fast lint params clean
 
 setup: $(VENV)/.installed
 
@@ -22,15 +22,22 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/dvc repro
 
-test: setup
-	$(BIN)/python -m pytest
+# ruff first (lint, then format), then every test, whole files on two workers (pytest-xdist).
+test: setup lint
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-test-fast: setup
+test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow"
 
-# Regenerate params.yaml as the default composition of conf/ (exactly what `dvc exp run` writes).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Regenerate params.yaml as the default composition of conf/ (exactly what `dvc exp run` writes),
+# and docs/configuration.md from the schema.
 params: setup
 	$(BIN)/python -m kddad.config --write params.yaml
+	$(BIN)/python -m kddad.config --reference docs/configuration.md
 
 clean:
 	rm -rf data models reports

@@ -20,7 +20,8 @@ import pytorch_lightning as pl
 import torch
 from _data import prepared
 
-from kddad.models.lightning import ReconstructionModule, TensorBatches, reconstruction_loss
+from kddad.models.batches import TensorBatches
+from kddad.models.lightning import ReconstructionModule, reconstruction_loss
 from kddad.models.networks import build_network
 from kddad.stages.model import load_features
 

@@ -19,6 +19,12 @@ from kddad import config
 from kddad.data.read import read_kdd
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: each worker, and every process it starts, computes on one
+    # thread (torch and BLAS would otherwise each take every core, and spin against each other)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
 KDD10 = "kddcup.data_10_percent.gz"
 
 

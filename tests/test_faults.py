@@ -69,21 +69,26 @@ def project(tmp_path_factory, mirror):
     return root
 
 
-@pytest.mark.parametrize("value, shown", [("NaN", "nan"), ('"0.5x"', "'0.5x'"), ("Infinity", "inf"), ("true", "True")])
-def test_a_threshold_that_is_not_a_finite_number_is_refused(project, value, shown):
+@pytest.mark.parametrize(
+    "value, shown, driver",
+    [("NaN", "nan", True), ('"0.5x"', "'0.5x'", True), ("Infinity", "inf", False), ("true", "True", False)],
+)
+def test_a_threshold_that_is_not_a_finite_number_is_refused(project, value, shown, driver):
+    """Through the evaluate driver (NaN, text), and every case through Detector.load's check."""
     path = project / "models" / "threshold.json"
     good = path.read_text()
     info = json.loads(good)
     try:
         path.write_text(good.replace(f'"threshold": {json.dumps(info["threshold"])}', f'"threshold": {value}'))
         assert json.loads(path.read_text())["threshold"] != info["threshold"]
-        proc = _stage(project, "evaluate")
-        _one_clear_line(proc, "models/threshold.json", "'threshold'", "expected a finite number", shown)
-        assert not (project / "reports" / "metrics.json").exists()
+        if driver:
+            proc = _stage(project, "evaluate")
+            _one_clear_line(proc, "models/threshold.json", "'threshold'", "expected a finite number", shown)
+            assert not (project / "reports" / "metrics.json").exists()
         from kddad import Detector
         from kddad.detector import DetectorError
 
-        with pytest.raises(DetectorError, match="expected a finite number"):
+        with pytest.raises(DetectorError, match=f"threshold.json: key 'threshold': expected a finite number.*{shown}"):
             Detector.load(project / "models" / "detector", threshold=path)
     finally:
         path.write_text(good)

@@ -63,3 +63,19 @@ def test_ae_mse_through_the_stages(prepared):
     train(c, paths)
     info = threshold(c, paths)
     assert info["score"]["name"] == "mse" and np.isfinite(info["threshold"])
+
+
+def test_scoring_a_trained_network_does_not_import_lightning(prepared):
+    """Threshold and evaluate only score: Lightning (seconds to import) is for training."""
+    import subprocess
+    import sys
+
+    _, paths = prepared
+    code = (
+        "import sys, numpy as np; from kddad import Detector; "
+        f"det = Detector.load({str(paths.detector)!r}); "
+        f"X = np.load({str(paths.features / 'test.npy')!r})[:100]; det.score(X); "
+        "print('pytorch_lightning' in sys.modules, 'lightning' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -13,8 +13,19 @@ from mlflow.tracking import MlflowClient
 pytestmark = pytest.mark.slow
 
 
-def _sweep(tmp_path, mirror, *overrides):
-    env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": str(tmp_path / "cache")}
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One data cache for the module's sweeps: each prepares the (same) data once, not once per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def sweep(tmp_path, mirror, cache):
+    return lambda *overrides: _sweep(tmp_path, mirror, cache, *overrides)
+
+
+def _sweep(tmp_path, mirror, cache, *overrides):
+    env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": str(cache)}
     cmd = [
         sys.executable,
         str(ROOT / "pipelines" / "experiment.py"),
@@ -37,10 +48,8 @@ def _sweep(tmp_path, mirror, *overrides):
     return client, parent, children, proc
 
 
-def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, mirror):
-    client, parent, children, proc = _sweep(
-        tmp_path, mirror, "model=ae,vae", "seed=0,1", "split.threshold.n=10000,900000"
-    )
+def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, cache, sweep):
+    client, parent, children, proc = sweep("model=ae,vae", "seed=0,1", "split.threshold.n=10000,900000")
     assert len(children) == 8
     failed = [r for r in children if r.info.status == "FAILED"]
     done = [r for r in children if r.info.status == "FINISHED"]
@@ -49,7 +58,7 @@ def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, mirro
     assert all("needs" in r.data.tags["error"] and "split.threshold.n" in r.data.tags["error"] for r in failed)
     assert all("f1" in r.data.metrics and r.data.tags["sweep_id"] == parent.data.tags["sweep_id"] for r in done)
     # the data were prepared once for the working configuration, reused by its 4 jobs
-    assert len([p for p in (tmp_path / "cache").iterdir() if (p / "DONE.json").is_file()]) == 1
+    assert len([p for p in cache.iterdir() if (p / "DONE.json").is_file()]) == 1
     summary = (tmp_path / "sweep" / "summary" / "summary.csv").read_text().splitlines()
     assert len(summary) == 3  # header + 2 configurations (ae, vae) grouped over 2 seeds
     assert summary[1].split(",")[0].startswith("model=") and summary[1].endswith(",2,0")
@@ -60,20 +69,16 @@ def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, mirro
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
 
-def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, mirror):
-    _, parent, children, _ = _sweep(
-        tmp_path, mirror, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=ae,vae"
-    )
+def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, sweep):
+    _, parent, children, _ = sweep("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=ae,vae")
     assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
     a, b = sorted(children, key=lambda r: r.info.start_time)
     assert b.info.start_time < a.info.end_time  # the second started before the first ended
     assert json.loads((tmp_path / "sweep" / "mlflow_parent.json").read_text())["run_id"] == parent.info.run_id
 
 
-def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path, mirror):
-    _, parent, children, _ = _sweep(
-        tmp_path,
-        mirror,
+def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path, sweep):
+    _, parent, children, _ = sweep(
         "hydra/launcher=submitit_local",
         "hydra.launcher.cpus_per_task=1",
         "hydra.launcher.timeout_min=15",
@@ -85,10 +90,8 @@ def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path, mirro
     assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 2
 
 
-def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_path, mirror):
-    client, parent, children, _ = _sweep(
-        tmp_path,
-        mirror,
+def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_path, sweep):
+    client, parent, children, _ = sweep(
         "hparams_search=vae_optuna",
         "hydra.sweeper.n_trials=3",
         "hydra.sweeper.sampler.n_startup_trials=2",
@@ -126,9 +129,9 @@ def ray_cluster(tmp_path):
     subprocess.run([*ray, "stop", "--force"], capture_output=True, timeout=120)
 
 
-def test_ray_cluster_launcher_runs_jobs_on_the_cluster(tmp_path, mirror, ray_cluster, monkeypatch):
+def test_ray_cluster_launcher_runs_jobs_on_the_cluster(tmp_path, sweep, ray_cluster, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "auto")
-    _, _, children, proc = _sweep(tmp_path, mirror, "hydra/launcher=ray_cluster", "model=ae,vae")
+    _, _, children, proc = sweep("hydra/launcher=ray_cluster", "model=ae,vae")
     assert len(children) == 2 and all(r.info.status == "FINISHED" and "f1" in r.data.metrics for r in children)
     # the jobs ran in Ray worker processes (Ray prefixes their output with the worker's pid)
     assert proc.stdout.count("(_run_job pid=") + proc.stderr.count("(_run_job pid=") >= 2

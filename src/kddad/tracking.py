@@ -115,16 +115,6 @@ def _git_commit(root: Path) -> tuple[str | None, bool]:
         return None, False
 
 
-def _architecture(cfg: Config) -> str:
-    """e.g. 'vae 64-32 z8', 'pca k8', 'iforest 100 trees': tells presets with the same model name apart."""
-    m = cfg.model
-    if m.name == "iforest":
-        return f"iforest {m.n_estimators} trees"
-    if m.name == "pca":
-        return f"pca k{m.n_components}"
-    return f"{m.name} {'-'.join(map(str, m.hidden))} z{m.latent}"
-
-
 class Tracker:
     """The tracking store of one pipeline (``tracking`` config), or a no-op when disabled."""
 
@@ -195,7 +185,7 @@ class Tracker:
             "dataset": cfg.dataset.name,
             "features": cfg.features.name,
             "model": cfg.model.name,
-            "architecture": _architecture(cfg),
+            "architecture": cfg.model.architecture,
             "score": cfg.score.name,
             "split": cfg.split.protocol,
         }
@@ -220,7 +210,9 @@ class Tracker:
         if parent:
             all_tags["mlflow.parentRunId"] = parent
         run = self.client.create_run(
-            self.experiment_id(), tags=all_tags, run_name=f"{cfg.features.name} {_architecture(cfg)} {cfg.score.name}"
+            self.experiment_id(),
+            tags=all_tags,
+            run_name=f"{cfg.features.name} {cfg.model.architecture} {cfg.score.name}",
         )
         run_id = run.info.run_id
         params = [Param(k, v) for k, v in self.params(cfg).items()]

@@ -2,9 +2,9 @@
 
 from kddad.config.load import compose_yaml, load, validate
 from kddad.config.schema import (
-    BASELINES,
     MODEL_ADAPTER,
-    NETWORKS,
+    MODEL_CONFIGS,
+    MODEL_KINDS,
     BatchConfig,
     Config,
     DatasetConfig,
@@ -25,9 +25,9 @@ from kddad.config.schema import (
 )
 
 __all__ = [
-    "BASELINES",
+    "MODEL_CONFIGS",
     "MODEL_ADAPTER",
-    "NETWORKS",
+    "MODEL_KINDS",
     "BatchConfig",
     "Config",
     "DatasetConfig",

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kddad.config.schema import BASELINES, NETWORKS, Config
+from kddad.config.schema import MODEL_KINDS, Config
 from kddad.errors import ConfigError
 
 
@@ -21,10 +21,10 @@ def _describe(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration:"]
     for e in err.errors():
         loc = list(e["loc"])
-        if len(loc) > 1 and loc[0] == "model" and loc[1] in (*NETWORKS, *BASELINES):
+        if len(loc) > 1 and loc[0] == "model" and loc[1] in MODEL_KINDS:
             del loc[1]  # pydantic names the union member: model.vae.latent → model.latent
         if loc == ["model"] and e["type"] == "union_tag_not_found":
-            lines.append(f"  model.name: required key is missing (one of {', '.join((*NETWORKS, *BASELINES))})")
+            lines.append(f"  model.name: required key is missing (one of {', '.join(MODEL_KINDS)})")
             continue
         key = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":

@@ -15,7 +15,7 @@ import annotated_types as at
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from kddad.config.schema import Config, IForestConfig, NetworkConfig, PCAConfig
+from kddad.config.schema import MODEL_CONFIGS, Config
 
 _BOUNDS = ((at.Gt, ">"), (at.Ge, "≥"), (at.Lt, "<"), (at.Le, "≤"))
 
@@ -101,7 +101,7 @@ def markdown(config_dir: str | Path = "conf") -> str:
         if presets:
             out += [f"Presets: {presets}.", ""]
         if name == "model":
-            for cls in (NetworkConfig, PCAConfig, IForestConfig):
+            for cls in MODEL_CONFIGS:
                 kinds = typing.get_args(cls.model_fields["name"].annotation)
                 out += [
                     f"### `model.name`: {', '.join(f'`{k}`' for k in kinds)}",

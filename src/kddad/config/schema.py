@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
@@ -248,6 +248,11 @@ class NetworkConfig(_Strict):
                 raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
         return v
 
+    @property
+    def architecture(self) -> str:
+        """e.g. 'vae 64-32 z8': tells presets with the same model name apart (a run tag)."""
+        return f"{self.name} {'-'.join(map(str, self.hidden))} z{self.latent}"
+
     @model_validator(mode="after")
     def _shape(self) -> NetworkConfig:
         if not self.hidden:
@@ -277,6 +282,10 @@ class IForestConfig(_Strict):
     max_features: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="Share of features per tree.")
     n_jobs: int | None = Field(None, description="Parallel jobs; null: one.")
 
+    @property
+    def architecture(self) -> str:
+        return f"iforest {self.n_estimators} trees"
+
     @field_validator("max_samples")
     @classmethod
     def _samples(cls, v: float | str) -> float | str:
@@ -296,17 +305,22 @@ class PCAConfig(_Strict):
     n_components: float = Field(8, description="A count of components, or a fraction < 1 of the variance to keep.")
     whiten: bool = Field(False, description="Scale the components to unit variance.")
 
+    @property
+    def architecture(self) -> str:
+        return f"pca k{self.n_components}"
+
     @field_validator("n_components")
     @classmethod
     def _components(cls, v: float) -> float:
         return _count_or_fraction(v, "a count of components (1, 2, …) or a fraction of variance in (0, 1)")
 
 
-#: ``model.name`` picks the kind: ae | vae (networks), iforest | pca (scikit-learn baselines)
-ModelConfig = Annotated[NetworkConfig | IForestConfig | PCAConfig, Field(discriminator="name")]
+#: Every model kind's config class; ``model.name`` picks one. A new kind adds its class here.
+MODEL_CONFIGS = (NetworkConfig, IForestConfig, PCAConfig)
+ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="name")]  # noqa: UP007 (a tuple of classes)
 MODEL_ADAPTER: TypeAdapter = TypeAdapter(ModelConfig)
-NETWORKS = ("ae", "vae")
-BASELINES = ("iforest", "pca")
+#: The values of ``model.name``, e.g. ("ae", "vae", "iforest", "pca")
+MODEL_KINDS: tuple[str, ...] = tuple(k for c in MODEL_CONFIGS for k in get_args(c.model_fields["name"].annotation))
 
 
 class ScoreConfig(_Strict):

@@ -1,0 +1,1 @@
+"""The data layer: the KDD record layout, download, parsing and splitting (no torch)."""

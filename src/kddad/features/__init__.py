@@ -1,0 +1,1 @@
+"""Feature encoding fitted on normal training rows."""

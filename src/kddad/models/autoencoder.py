@@ -15,8 +15,8 @@ import torch
 
 from kddad.config.schema import ScoreConfig
 from kddad.errors import KddadError
-from kddad.models import lightning
 from kddad.models.base import History, Model
+from kddad.models.batches import TensorBatches
 from kddad.models.networks import build_network
 from kddad.scores import likelihood_scores, mse_scores
 
@@ -45,6 +45,8 @@ class Autoencoder(Model):
         )
 
     def fit(self, X: np.ndarray, X_val: np.ndarray, *, logger: Any = False, callbacks: list | None = None) -> History:
+        from kddad.models import lightning  # Lightning only to train: a stage that scores starts faster
+
         torch.manual_seed(self.seed)
         self.network = self.build(X.shape[1])
         m = self.cfg
@@ -74,7 +76,7 @@ class Autoencoder(Model):
         inst, feat = [], []
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(self.seed)
-            for xb in lightning.TensorBatches(torch.from_numpy(X).to(device), batch_size):
+            for xb in TensorBatches(torch.from_numpy(X).to(device), batch_size):
                 out = net(xb, samples=samples) if net.variational else net(xb)
                 if score.name == "likelihood":
                     i, f = likelihood_scores(xb, out.mean, out.var)
@@ -88,7 +90,7 @@ class Autoencoder(Model):
     def latent(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """The encoder's codes (a VAE's posterior mean)."""
         net = self.network.eval()
-        return torch.cat([net.encode(xb) for xb in lightning.TensorBatches(torch.from_numpy(X), batch_size)]).numpy()
+        return torch.cat([net.encode(xb) for xb in TensorBatches(torch.from_numpy(X), batch_size)]).numpy()
 
     def save(self, folder: Path) -> None:
         torch.save({k: v.detach().cpu() for k, v in self.network.state_dict().items()}, folder / WEIGHTS)

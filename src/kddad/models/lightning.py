@@ -9,32 +9,14 @@ from __future__ import annotations
 import math
 import tempfile
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from kddad.models.batches import TensorBatches
 from kddad.scores import gaussian_log_prob
-
-
-class TensorBatches:
-    """An iterable of row batches of ``X``; reshuffled every epoch when ``shuffle``."""
-
-    def __init__(self, X: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
-        self.X, self.batch_size, self.shuffle = X, batch_size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.X) / self.batch_size)
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        X = self.X
-        if self.shuffle:
-            X = X[torch.randperm(len(X), generator=self.generator).to(X.device)]
-        for start in range(0, len(X), self.batch_size):
-            yield X[start : start + self.batch_size]
 
 
 def reconstruction_loss(

@@ -1,0 +1,54 @@
+"""`dvc exp run --queue` in a fresh copy of the repo: queued experiments land in the one MLflow store."""
+
+import json
+import sys
+import time
+
+import pytest
+from conftest import copy_repo, use_preset
+from mlflow.tracking import MlflowClient
+from test_dvc import _run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mirror):
+    dst = tmp_path_factory.mktemp("repo")
+    env = copy_repo(dst, mirror)
+    use_preset(dst, "trainer", "quick")
+    _run(["git", "commit", "-qam", "quick"], dst, env)
+    return dst, env
+
+
+def test_queued_experiments_land_in_the_same_mlflow_store(repo):
+    """`dvc exp run --queue` runs each experiment in a temporary copy; DVC_ROOT leads it home."""
+    path, env = repo
+    dvc = [sys.executable, "-m", "dvc"]
+    _run([*dvc, "exp", "run", "--queue", "-S", "model=ae,alibi_vae", "-S", "early_stopping.patience=1"], path, env)
+    _run([*dvc, "queue", "start"], path, env)
+    deadline = time.time() + 480
+    while time.time() < deadline:
+        status = _run([*dvc, "queue", "status"], path, env, stdout_only=True)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert status.count("Success") == 2, status
+    assert list(path.rglob("mlflow.db")) == [path / "mlflow.db"]  # not in the temporary copies
+    client = MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
+    new = client.search_runs([client.get_experiment_by_name("kddad").experiment_id])
+    assert len(new) == 2 and all(r.info.status == "FINISHED" and "f1" in r.data.metrics for r in new)
+    assert {r.data.tags["architecture"] for r in new} == {"ae 64-32 z8", "vae 20-15-7 z2"}
+    assert all(r.data.tags.get("dvc_experiment") for r in new)
+    assert all(r.info.artifact_uri.startswith((path / "mlartifacts").resolve().as_uri()) for r in new)
+    # `dvc exp show` lists both, each with the F1 its MLflow run holds
+    shown = json.loads(_run([*dvc, "exp", "show", "--json"], path, env, stdout_only=True))
+    rows = {
+        run.get("name") or e.get("name"): run
+        for rev in shown
+        for e in (rev.get("experiments") or [])
+        for run in e["revs"]
+    }
+    for r in new:
+        f1 = rows[r.data.tags["dvc_experiment"]]["data"]["metrics"]["reports/metrics.json"]["data"]["f1"]
+        assert f1 == pytest.approx(r.data.metrics["f1"])
