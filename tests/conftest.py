@@ -73,10 +73,10 @@ def with_keys(cfg: config.Config, **groups: Any) -> config.Config:
 
 
 def compose(*overrides: str, mirror: Path | None = None, **groups: Any) -> config.Config:
-    """The default composition of conf/ with the quick trainer preset (``trainer=quick``: 2 epochs,
-    no progress bar) and Hydra ``overrides``, then ``groups`` as in :func:`with_keys`; the data
-    come from ``mirror``. The one way tests shorten training."""
-    raw = yaml.safe_load(config.compose_yaml(ROOT / "conf", ["trainer=quick", *overrides]))
+    """The default composition of conf/ with the quick smoke-run preset (``debug=quick``: 2 epochs,
+    no progress bar, 2 latent samples) and Hydra ``overrides``, then ``groups`` as in
+    :func:`with_keys`; the data come from ``mirror``. The one way tests shorten a run."""
+    raw = yaml.safe_load(config.compose_yaml(ROOT / "conf", ["debug=quick", *overrides]))
     if mirror is not None:
         raw["download"]["mirror"] = str(mirror)
     return with_keys(config.validate(raw), **groups)
@@ -86,7 +86,7 @@ def use_preset(repo: Path, group: str, preset: str) -> None:
     """Make ``preset`` the default of ``group`` in a repo copy's conf/config.yaml (as a user would edit
     it), so that `dvc exp run` compositions use it too; params.yaml is recomposed."""
     conf = repo / "conf" / "config.yaml"
-    text, n = re.subn(rf"^(  - {group}: )\S+", rf"\g<1>{preset}", conf.read_text(), flags=re.M)
+    text, n = re.subn(rf"^(  - (?:optional )?{group}: )\S+", rf"\g<1>{preset}", conf.read_text(), flags=re.M)
     assert n == 1, f"no default for {group} in {conf}"
     conf.write_text(text)
     (repo / "params.yaml").write_text(config.compose_yaml(repo / "conf"))

@@ -34,6 +34,8 @@ def test_every_option_of_every_group_composes_and_validates():
             cfg = config.validate(yaml.safe_load(text))
             if group.name == "hparams_search":  # touches Hydra's sweeper only, never the params DVC reads
                 assert text == (ROOT / "params.yaml").read_text()
+            elif group.name == "debug":  # a global preset: quick training and scoring
+                assert (cfg.trainer.max_epochs, cfg.score.samples) == (2, 2)
             elif group.name != "experiment":
                 assert getattr(cfg, group.name) is not None
 

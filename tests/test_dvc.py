@@ -29,7 +29,7 @@ def repo(tmp_path_factory, mirror):
     """A fresh clone-like copy of the repo, trained for 2 epochs (params.yaml recomposed)."""
     dst = tmp_path_factory.mktemp("repo")
     env = copy_repo(dst, mirror)
-    use_preset(dst, "trainer", "quick")  # 2 epochs, for `dvc exp run` compositions too
+    use_preset(dst, "debug", "quick")  # 2 epochs, 2 samples: for `dvc exp run` compositions too
     _run(["git", "commit", "-qam", "quick"], dst, env)
     return dst, env
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def repo(tmp_path_factory, mirror):
     dst = tmp_path_factory.mktemp("repo")
     env = copy_repo(dst, mirror)
-    use_preset(dst, "trainer", "quick")
+    use_preset(dst, "debug", "quick")
     _run(["git", "commit", "-qam", "quick"], dst, env)
     return dst, env
 

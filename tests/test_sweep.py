@@ -31,6 +31,7 @@ def _sweep(tmp_path, mirror, cache, *overrides):
         str(ROOT / "pipelines" / "experiment.py"),
         "-m",
         *overrides,
+        "debug=quick",
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
         f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
