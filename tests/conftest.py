@@ -120,6 +120,7 @@ def copy_repo(dst: Path, mirror: Path) -> dict[str, str]:
     env.update(
         {
             "KDDAD_DATA_MIRROR": str(mirror),
+            "DVC_NO_ANALYTICS": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
             "GIT_AUTHOR_NAME": "t",
             "GIT_AUTHOR_EMAIL": "t@t",
