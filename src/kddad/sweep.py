@@ -88,10 +88,9 @@ def _job(cfg: DictConfig) -> float:
     tracker = Tracker(valid.tracking).connect()  # before any work: an unreachable store fails now
     try:
         metrics = run_chain(valid, workdir, cache_dir(), parent_run=parent, run_tags=tags)
-    except Exception as err:  # record it and let the sweep go on
-        log.error(
-            "job failed: %s: %s", tags["overrides"] or "(no overrides)", err, exc_info=not isinstance(err, KddadError)
-        )
+    except Exception as err:  # record it and let the sweep go on (a single run reports it as it ends)
+        if hc.mode == RunMode.MULTIRUN:
+            log.error("job failed: %s: %s", tags["overrides"], err, exc_info=not isinstance(err, KddadError))
         run = run_id(workdir / "models" / "threshold.json") or run_id(workdir / "models" / "mlflow_run.json")
         if tracker.enabled and not isinstance(err, TrackingError):
             run = run or tracker.start(valid, parent=parent, tags=tags)
