@@ -202,3 +202,66 @@ def test_non_finite_scores_stop_with_a_clear_error(fitted):
     x = np.full((3, det.n_features), 3e38, dtype=np.float32)  # overflows any squared error
     with pytest.raises(DetectorError, match=r"3 of 3 scores are not finite"):
         det.score(x)
+
+
+def test_a_rows_score_does_not_depend_on_what_is_scored_with_it(data, fitted):
+    """Latent draws are shared by all rows: chunked files, single requests and whole batches agree."""
+    *_, batch, _, _ = data
+    det = fitted["vae", "likelihood"]
+    whole, _ = det.score(batch)
+    alone = np.concatenate([det.score(batch[i : i + 1])[0] for i in range(0, 50)])
+    shuffled = det.score(batch[::-1])[0][::-1]
+    np.testing.assert_allclose(alone, whole[:50], rtol=1e-5)
+    np.testing.assert_allclose(shuffled, whole, rtol=1e-5)
+
+
+def test_explain_names_raw_features_with_shares(kdd, tmp_path):
+    normal = kdd[kdd["label"] == "normal"].sample(3000, random_state=1)
+    attacks = kdd[kdd["label"] != "normal"].sample(300, random_state=1)
+    enc = FeatureEncoder(schema.NUMERIC, schema.CATEGORICAL)
+    det = Detector(SMALL["ae"], {"name": "mse"}, QUICK, encoder=enc, seed=0).fit(normal)
+    assert det.feature_reference.shape == (det.n_features,)
+    rows = attacks.reset_index(drop=True)
+    why = det.explain(rows, k=3)
+    assert list(why.columns) == ["feature_1", "share_1", "feature_2", "share_2", "feature_3", "share_3"]
+    names = set(schema.NUMERIC) | {f"{c}={v}" for c in schema.CATEGORICAL for v in rows[c].unique()}
+    assert set(why[["feature_1", "feature_2", "feature_3"]].to_numpy().ravel()) <= names
+    service = why["feature_1"].str.startswith("service=")
+    assert (why.loc[service, "feature_1"] == "service=" + rows.loc[service, "service"]).all()
+    shares = why[["share_1", "share_2", "share_3"]].to_numpy()
+    assert (shares >= 0).all() and (np.diff(shares, axis=1) <= 1e-7).all() and (shares.sum(1) <= 1 + 1e-5).all()
+    # the share of one raw feature: its one-hot block summed, above the normal rows' median
+    feat = det.score(rows)[1]
+    excess = np.add.reduceat(feat - det.feature_reference, [g[1] for g in enc.groups], axis=1)
+    positive = np.clip(excess, 0, None)
+    top = np.argmax(excess[0])
+    assert why["share_1"][0] == pytest.approx(positive[0, top] / positive[0].sum(), rel=1e-5)
+    # kept through save/load; predictions reused without rescoring
+    det.infer_threshold(det.encoder.transform(rows), 50)
+    again = Detector.load(det.save(tmp_path / "d"))
+    np.testing.assert_allclose(again.feature_reference, det.feature_reference)
+    pred = again.predict(rows)
+    assert again.explain(rows, 3, prediction=pred).equals(why)
+
+
+def test_explain_needs_feature_scores(kdd):
+    normal = kdd[kdd["label"] == "normal"].head(2000)
+    enc = FeatureEncoder(schema.NUMERIC)
+    det = Detector({"name": "iforest", "n_estimators": 10}, encoder=enc).fit(normal)
+    with pytest.raises(DetectorError, match="no per-feature scores"):
+        det.explain(normal, 3)
+
+
+def test_device_auto_scores_like_cpu_and_a_missing_device_is_named(data, fitted, tmp_path):
+    *_, batch, _, _ = data
+    det = fitted["vae", "likelihood"]
+    det.infer_threshold(batch, 10)
+    path = det.save(tmp_path / "d")
+    cpu = Detector.load(path, device="cpu").score(batch)[0]
+    auto = Detector.load(path, device="auto").score(batch)[0]
+    np.testing.assert_allclose(auto, cpu, rtol=1e-4)
+    if not torch.cuda.is_available():
+        with pytest.raises(DetectorError, match="sees no CUDA device"):
+            Detector.load(path, device="cuda")
+    with pytest.raises(DetectorError, match="expected auto, cpu, cuda"):
+        Detector.load(path, device="gpu0")

@@ -186,7 +186,7 @@ def test_stages_log_to_a_real_mlflow_server(project, mlflow_server):
     url, server_dir = mlflow_server
     cfg, paths = project
     raw = cfg.model_dump()
-    raw["tracking"].update(uri=url, experiment="test-server")
+    raw["tracking"].update(uri=url, experiment="test-server", register_as="kddad-detector")
     remote = config.validate(raw)
     train(remote, paths)
     threshold(remote, paths)
@@ -198,3 +198,8 @@ def test_stages_log_to_a_real_mlflow_server(project, mlflow_server):
     assert "metrics.json" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert any((server_dir / "server-artifacts").rglob("metrics.json"))  # proxied to the server's store
     assert Tracker(remote.tracking).uri == url
+    # the detector went through the server as the run's model, registered as version 1
+    [version] = client.search_model_versions("name = 'kddad-detector'")
+    assert version.version == "1" and version.run_id == runs[0].info.run_id
+    [model] = client.search_logged_models([runs[0].info.experiment_id])
+    assert model.source_run_id == runs[0].info.run_id and model.name == "detector"

@@ -7,7 +7,8 @@ In the spirit of alibi-detect and PyOD, usable without DVC or Hydra::
     det.fit(X_normal)                       # arrays, or DataFrames if an encoder is given
     det.infer_threshold(X_batch, perc_outlier=5)
     pred = det.predict(X_new)               # instance_score, feature_score, is_outlier
-    det.save("models/detector"); det = Detector.load("models/detector")
+    det.explain(df_new, k=3, prediction=pred)  # the raw features behind each score, with shares
+    det.save("models/detector"); det = Detector.load("models/detector", device="auto")
 
 The model itself (:class:`kddad.models.base.Model`: the networks, PCA, IsolationForest) fits,
 scores and saves its own state; the detector adds what every kind shares: input checks, the
@@ -95,6 +96,10 @@ class Detector:
         self.threshold: float | None = None
         self.threshold_info: dict[str, Any] = {}
         self.history: list[dict[str, float]] = []
+        #: where the training rows came from (file, sha256, split), recorded by the pipeline
+        self.data: dict[str, Any] = {}
+        #: per-feature median score of held-out normal rows: what explanations count as excess
+        self.feature_reference: np.ndarray | None = None
 
     def _new_model(self) -> Model:
         return model_class(self.model)(self.model, self.score_cfg, self.trainer, self.early_stopping, self.seed)
@@ -156,6 +161,22 @@ class Detector:
             )
         self.history = model.fit(X, X_val, logger=logger, callbacks=callbacks)
         self.model_ = model
+        if model.has_feature_scores:
+            self.feature_reference = np.median(self.score(X_val)[1], axis=0).astype(np.float32)
+        return self
+
+    def to(self, device: str = "auto") -> Detector:
+        """Score on ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``…
+
+        The scores are the same on every device to float tolerance (latent draws come from the
+        seed on the CPU). The scikit-learn baselines score on the CPU whatever is asked.
+        """
+        try:
+            self._fitted().to(device)
+        except DetectorError:
+            raise
+        except KddadError as err:
+            raise DetectorError(str(err)) from None
         return self
 
     # -- score ------------------------------------------------------------------------------
@@ -208,6 +229,56 @@ class Detector:
         inst, feat = self.score(X)
         return Prediction(inst, feat, (inst > self.threshold).astype(np.int8), self.threshold)
 
+    # -- explanations -----------------------------------------------------------------------
+    def explain(
+        self, X: np.ndarray | pd.DataFrame, k: int = 3, *, prediction: Prediction | None = None
+    ) -> pd.DataFrame:
+        """The ``k`` raw KDD features that drove each row's score, with their share of it.
+
+        A feature's contribution is its score above the median score of held-out normal rows
+        (kept at ``fit``); the one-hot columns of a categorical feature are summed into that
+        feature, shown with the row's value (``service=private``). ``share_i`` is the feature's
+        part of the row's total excess (0 for a row with none). Columns ``feature_1, share_1, …``;
+        ``prediction``: reuse the scores of :meth:`predict` on the same rows instead of scoring.
+        """
+        if not self.has_feature_scores:
+            raise DetectorError(f"model {self.model.name!r} has no per-feature scores to explain a score with")
+        if k < 1:
+            raise DetectorError(f"k: expected at least 1 feature per row, got {k}")
+        feat = prediction.feature_score if prediction is not None else self.score(X)[1]
+        if len(feat) != len(X):
+            raise DetectorError(f"prediction: {len(feat)} rows, X has {len(X)}; pass the rows that were predicted")
+        excess = feat - (self.feature_reference if self.feature_reference is not None else 0)
+        if self.encoder is not None:
+            groups = self.encoder.groups
+            names = np.array([g[0] for g in groups], dtype=object)
+            excess = np.add.reduceat(excess, [g[1] for g in groups], axis=1)
+        else:
+            names = np.array([f"f{i}" for i in range(feat.shape[1])], dtype=object)
+        k = min(k, excess.shape[1])
+        positive = np.clip(excess, 0, None)
+        total = positive.sum(1, keepdims=True)
+        share = np.divide(positive, total, out=np.zeros_like(positive), where=total > 0)
+        top = (
+            np.argpartition(-excess, k - 1, axis=1)[:, :k]
+            if k < excess.shape[1]
+            else np.tile(np.arange(excess.shape[1]), (len(excess), 1))
+        )
+        order = np.argsort(-np.take_along_axis(excess, top, 1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, 1)
+        out = {}
+        for rank in range(k):
+            idx = top[:, rank]
+            labels = names[idx]
+            if isinstance(X, pd.DataFrame) and self.encoder is not None:
+                for col in self.encoder.categorical:
+                    hit = idx == len(self.encoder.numeric) + self.encoder.categorical.index(col)
+                    if hit.any():
+                        labels[hit] = (col + "=" + X[col][hit].astype(str)).to_numpy(dtype=object)
+            out[f"feature_{rank + 1}"] = labels
+            out[f"share_{rank + 1}"] = np.take_along_axis(share, idx[:, None], 1)[:, 0].astype(np.float32)
+        return pd.DataFrame(out, index=X.index if isinstance(X, pd.DataFrame) else None)
+
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the detector folder atomically: JSON description, the model's own files, encoder."""
@@ -229,6 +300,10 @@ class Detector:
                     "threshold": self.threshold,
                     "threshold_info": self.threshold_info,
                     "history": self.history,
+                    "data": self.data,
+                    "feature_reference": None
+                    if self.feature_reference is None
+                    else [float(v) for v in self.feature_reference],
                 },
             )
             if self.encoder is not None:
@@ -236,11 +311,12 @@ class Detector:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, threshold: str | Path | None = None) -> Detector:
+    def load(cls, path: str | Path, threshold: str | Path | None = None, device: str = "cpu") -> Detector:
         """Load a saved detector; the model refuses files that are not what its description says.
 
         ``threshold``: a threshold stage's JSON (``models/threshold.json``), whose threshold and
         scoring settings then apply, so the pipeline's detector is ready to ``predict``.
+        ``device``: where it scores (see :meth:`to`).
         """
         path = Path(path)
         try:
@@ -253,6 +329,12 @@ class Detector:
             if meta["threshold"] is not None:
                 det.threshold = finite_threshold(meta["threshold"], f"{path / _META}: key 'threshold'")
             det.threshold_info, det.history = meta.get("threshold_info", {}), meta.get("history", [])
+            det.data = dict(meta.get("data") or {})
+            ref = meta.get("feature_reference")
+            if ref is not None:
+                det.feature_reference = np.asarray(ref, dtype=np.float32)
+                if det.feature_reference.shape != (det.n_features,) or not np.isfinite(det.feature_reference).all():
+                    raise ValueError(f"feature_reference: expected {det.n_features} finite numbers")
         except (OSError, ValueError, KeyError, TypeError) as err:  # ValidationError is a ValueError
             raise DetectorError(
                 f"{path / _META}: not a valid detector description ({type(err).__name__}: {str(err).splitlines()[0]})"
@@ -264,10 +346,12 @@ class Detector:
         except KddadError as err:
             raise DetectorError(str(err)) from None
         if threshold is not None:
-            det._apply_threshold_file(Path(threshold))
-        return det
+            det.use_threshold_file(threshold)
+        return det.to(device)
 
-    def _apply_threshold_file(self, file: Path) -> None:
+    def use_threshold_file(self, file: str | Path) -> Detector:
+        """Take the threshold and scoring settings of a threshold stage's JSON (``models/threshold.json``)."""
+        file = Path(file)
         info = read_threshold(file)
         score = info.get("score") or {}
         if not isinstance(score, dict):
@@ -279,6 +363,7 @@ class Detector:
         self.threshold = info["threshold"]
         self.set_score(**{k: score[k] for k in ("samples", "outlier_perc") if k in score})
         self.threshold_info = {k: v for k, v in info.items() if k not in ("threshold", "score")}
+        return self
 
 
 def finite_threshold(value: Any, where: str) -> float:

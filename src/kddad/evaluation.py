@@ -38,25 +38,13 @@ def detection_metrics(
         "outliers": int(y.sum()),
         "threshold": float(threshold),
     }
-    if category is not None:
-        cat = pd.Series(np.asarray(category))
-        out["recall_by_category"] = {
-            str(c): {
-                "recall": float(pred[((cat == c) & (y == 1)).to_numpy()].mean()),
-                "rows": int(((cat == c) & (y == 1)).sum()),
-            }
-            for c in sorted(cat[y == 1].unique())
-        }
-    if label is not None:
-        lab = pd.Series(np.asarray(label))
-        attacks = lab[y == 1]
-        out["recall_by_attack"] = {
-            str(a): {
-                "recall": float(pred[((lab == a) & (y == 1)).to_numpy()].mean()),
-                "rows": int(((lab == a) & (y == 1)).sum()),
-            }
-            for a in sorted(attacks.unique())
-        }
+    for key, names in (("recall_by_category", category), ("recall_by_attack", label)):
+        if names is not None:
+            names = (names if isinstance(names, pd.Series) else pd.Series(np.asarray(names))).reset_index(drop=True)
+            attacks = y == 1
+            groups = pd.DataFrame({"name": names[attacks].reset_index(drop=True), "flagged": pred[attacks]})
+            stats = groups.groupby("name", sort=True)["flagged"].agg(["mean", "size"])
+            out[key] = {str(n): {"recall": float(m), "rows": int(k)} for n, m, k in stats.itertuples()}
     return out
 
 

@@ -39,11 +39,18 @@ def mse_scores(x: torch.Tensor, mean: torch.Tensor, outlier_perc: float = 100) -
 
 
 def likelihood_scores(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(instance, feature) negative log-likelihoods; (L, B, n) inputs average p over the L samples."""
-    logp = gaussian_log_prob(x, mean, var)
+    """(instance, feature) negative log-likelihoods; (L, B, n) inputs average p over the L samples.
+
+    Without autograd (scoring) ``mean`` and ``var`` are overwritten: the log-density is computed in
+    their memory, a third of the passes over the (L, B, n) arrays.
+    """
+    if torch.is_grad_enabled():
+        logp = gaussian_log_prob(x, mean, var)
+    else:
+        logp = mean.sub_(x).square_().div_(var).add_(var.log_()).add_(LOG_2PI).mul_(-0.5)
     if logp.dim() == 2:
         return -logp.sum(-1), -logp
     log_l = math.log(logp.shape[0])
-    feature = -(torch.logsumexp(logp, dim=0) - log_l)
     instance = -(torch.logsumexp(logp.sum(-1), dim=0) - log_l)
+    feature = -(torch.logsumexp(logp, dim=0) - log_l)
     return instance, feature

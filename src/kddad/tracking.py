@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 TRACKED_CURVES = ("train_loss", "val_loss", "epoch")
 #: Tag naming the process that holds a RUNNING run (host:pid:start time), to close orphans.
 OWNER_TAG = "kddad.process"
+#: Without it the MLflow UI infers the experiment's kind and may open it in the GenAI view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -167,6 +169,9 @@ class Tracker:
     def experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.cfg.experiment)
         if exp is not None:
+            if not set(EXPERIMENT_KIND.items()) <= set(exp.tags.items()):
+                for k, v in EXPERIMENT_KIND.items():
+                    self.client.set_experiment_tag(exp.experiment_id, k, v)
             return exp.experiment_id
         # a local store keeps artifacts beside the database, not in whatever folder the stage ran in
         location = None
@@ -175,7 +180,7 @@ class Tracker:
 
             store = Path(urlparse(self.uri).path if ":" in self.uri else self.uri)
             location = (store.parent / "mlartifacts").resolve().as_uri()
-        return self.client.create_experiment(self.cfg.experiment, artifact_location=location)
+        return self.client.create_experiment(self.cfg.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
 
     def params(self, cfg: Config) -> dict[str, str]:
         return {k: str(v) for k, v in flatten(cfg.model_dump()).items()}
@@ -301,6 +306,27 @@ class Tracker:
     def log_artifact(self, run_id: str | None, path: Path, artifact_path: str | None = None) -> None:
         if run_id:
             self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_dataset(self, run_id: str | None, data: Mapping[str, Any], context: str) -> None:
+        """Record the raw file a run used as an MLflow dataset input (name, digest from its sha256,
+        source), so the runs table shows which data each run saw."""
+        if not run_id or not data.get("sha256"):
+            return
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        source = str(data.get("source") or data["file"])
+        remote = source.startswith(("http://", "https://"))
+        dataset = Dataset(
+            name=str(data["name"]),
+            digest=str(data["sha256"])[:16],
+            source_type="http" if remote else "local",
+            source=json.dumps({"url": source} if remote else {"uri": source}),
+            profile=json.dumps({k: data[k] for k in ("file", "sha256", "split", "split_seed", "rows") if k in data}),
+        )
+        tag = InputTag("mlflow.data.context", context)
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[tag])])
 
     def finish(self, run_id: str | None, status: str = "FINISHED") -> None:
         if run_id:

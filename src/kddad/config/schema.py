@@ -395,6 +395,10 @@ class TrackingConfig(_Strict):
         "project root (the folder holding dvc.yaml, or DVC_ROOT).",
     )
     experiment: str = Field("kddad", description="MLflow experiment name.")
+    register_as: str | None = Field(
+        None,
+        description="Register the logged detector model under this name in the model registry; null: do not.",
+    )
 
 
 class Config(_Strict):

@@ -97,6 +97,18 @@ class FeatureEncoder:
         return [*self.numeric, *(f"{c}_{v}" for c, cats in self._categories.items() for v in cats)]
 
     @property
+    def groups(self) -> list[tuple[str, int, int]]:
+        """(raw column, first, end) of the encoded columns each raw column became, in order: a
+        numeric column is one encoded column, a categorical one its one-hot block."""
+        self._check_fitted()
+        spans = [(c, i, i + 1) for i, c in enumerate(self.numeric)]
+        start = len(self.numeric)
+        for col, cats in self._categories.items():
+            spans.append((col, start, start + len(cats)))
+            start += len(cats)
+        return spans
+
+    @property
     def categories(self) -> dict[str, list[str]]:
         self._check_fitted()
         return dict(self._categories)
@@ -110,17 +122,22 @@ class FeatureEncoder:
                 found[col] = {str(k): int(v) for k, v in counts.items()}
         return found
 
-    def transform(self, df: pd.DataFrame, what: str = "data") -> np.ndarray:
-        """Encode rows; unseen categories become all-zero one-hots (logged), never an error."""
+    def transform(self, df: pd.DataFrame, what: str = "data", report_unknown: bool = True) -> np.ndarray:
+        """Encode rows; unseen categories become all-zero one-hots (logged), never an error.
+
+        ``report_unknown=False``: the caller counts them itself (``unknown_categories``).
+        """
         self._check_fitted()
         frame = self._frame(df, what)
-        unknown = self.unknown_categories(frame)
-        if unknown:
+        if report_unknown and (unknown := self.unknown_categories(frame)):
             log.info("%s: categories unseen in training, encoded as all zeros: %s", what, unknown)
         parts = [(self._numeric(frame) * self._mul + self._add).astype(np.float32)]
         for col, cats in self._categories.items():
-            values = frame[col].astype(str).to_numpy()
-            parts.append((values[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(np.float32))
+            codes = pd.Index(cats).get_indexer(frame[col].astype(str))  # -1: unseen
+            onehot = np.zeros((len(frame), len(cats)), np.float32)
+            seen = codes >= 0
+            onehot[np.flatnonzero(seen), codes[seen]] = 1.0
+            parts.append(onehot)
         X = np.concatenate(parts, axis=1)
         bad = ~np.isfinite(X)
         if bad.any():

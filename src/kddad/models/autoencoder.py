@@ -1,7 +1,7 @@
 """The Lightning-trained networks, ``ae`` and ``vae``, behind the :class:`~kddad.models.base.Model` interface.
 
-Fitted by :func:`kddad.models.lightning.fit`; scored with :mod:`kddad.scores` (a VAE's latent
-samples in one batched pass per sample draw); saved as a torch state dict loaded with
+Fitted by :func:`kddad.models.lightning.fit`; scored with :mod:`kddad.scores` (a VAE's L latent
+samples decoded in one batched pass, with draws shared by every row); saved as a torch state dict loaded with
 ``weights_only=True``: nothing is unpickled.
 """
 
@@ -21,6 +21,24 @@ from kddad.models.networks import build_network
 from kddad.scores import likelihood_scores, mse_scores
 
 WEIGHTS = "network.pt"
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto``: CUDA if torch sees one, else Apple's MPS, else the CPU; a named device must exist."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise KddadError(f"device {device!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise KddadError(f"device {device!r}: torch {torch.__version__} sees no CUDA device here; use cpu or auto")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise KddadError(f"device {device!r}: no Apple MPS device here; use cpu or auto")
+    return dev
 
 
 class Autoencoder(Model):
@@ -67,30 +85,51 @@ class Autoencoder(Model):
             callbacks=callbacks,
         )
 
+    def to(self, device: str) -> Autoencoder:
+        """Move the network to ``device`` (``auto``: CUDA, else Apple's MPS, else CPU)."""
+        self.network.to(resolve_device(device))
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def latent_draws(self, samples: int) -> torch.Tensor:
+        """The L standard-normal draws every row's score uses, (L, 1, latent), from the seed.
+
+        Shared by all rows (common random numbers): a row's score is a function of the row alone,
+        the same whether it is scored alone, in a file of millions, or on another device.
+        """
+        latent = self.network.z_mean.out_features
+        gen = torch.Generator().manual_seed(self.seed)
+        return torch.randn((samples, 1, latent), generator=gen).to(self.device)
+
     @torch.no_grad()
     def score(self, X: np.ndarray, score: ScoreConfig, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Reproducible for a given seed: the latent draws come from a forked, seeded generator."""
+        """Scored where the network is; the same scores (to float tolerance) on any device."""
         net = self.network.eval()
-        samples = score.samples if net.variational else 1
-        device = next(net.parameters()).device
-        inst, feat = [], []
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
-            for xb in TensorBatches(torch.from_numpy(X).to(device), batch_size):
-                out = net(xb, samples=samples) if net.variational else net(xb)
-                if score.name == "likelihood":
-                    i, f = likelihood_scores(xb, out.mean, out.var)
-                else:
-                    i, f = mse_scores(xb, out.mean, score.outlier_perc)
-                inst.append(i.cpu())
-                feat.append(f.cpu())
-        return torch.cat(inst).numpy(), torch.cat(feat).numpy()
+        device = self.device
+        eps = self.latent_draws(score.samples) if net.variational else None
+        inst = np.empty(len(X), np.float32)
+        feat = np.empty(X.shape, np.float32)
+        X = np.ascontiguousarray(X)
+        for start, xb in zip(range(0, len(X), batch_size), TensorBatches(torch.from_numpy(X), batch_size)):
+            xb = xb.to(device, non_blocking=True)
+            out = net(xb, samples=score.samples, eps=eps) if net.variational else net(xb)
+            if score.name == "likelihood":
+                i, f = likelihood_scores(xb, out.mean, out.var)
+            else:
+                i, f = mse_scores(xb, out.mean, score.outlier_perc)
+            inst[start : start + len(xb)] = i.cpu().numpy()
+            feat[start : start + len(xb)] = f.cpu().numpy()
+        return inst, feat
 
     @torch.no_grad()
     def latent(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """The encoder's codes (a VAE's posterior mean)."""
         net = self.network.eval()
-        return torch.cat([net.encode(xb) for xb in TensorBatches(torch.from_numpy(X), batch_size)]).numpy()
+        batches = TensorBatches(torch.from_numpy(np.ascontiguousarray(X)), batch_size)
+        return torch.cat([net.encode(xb.to(self.device)).cpu() for xb in batches]).numpy()
 
     def save(self, folder: Path) -> None:
         torch.save({k: v.detach().cpu() for k, v in self.network.state_dict().items()}, folder / WEIGHTS)

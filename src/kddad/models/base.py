@@ -56,6 +56,10 @@ class Model(ABC):
     def score(self, X: np.ndarray, score: ScoreConfig) -> tuple[np.ndarray, np.ndarray]:
         """(instance scores (n,), feature scores (n, features) or (n, 0))."""
 
+    def to(self, device: str) -> Model:
+        """Score on ``device`` (``auto``, ``cpu``, ``cuda``); the scikit-learn kinds stay on the CPU."""
+        return self
+
     def latent(self, X: np.ndarray) -> np.ndarray:
         """Latent codes, e.g. for a latent-space plot."""
         raise KddadError(f"model {self.cfg.name!r} has no latent space")

@@ -100,7 +100,7 @@ class AutoEncoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
-    def forward(self, x: torch.Tensor, samples: int = 1) -> Reconstruction:
+    def forward(self, x: torch.Tensor, samples: int = 1, eps: torch.Tensor | None = None) -> Reconstruction:
         z = self.encoder(x)
         mean, var = self.decoder(z)
         return Reconstruction(mean, var, z=z)
@@ -136,14 +136,17 @@ class VariationalAutoEncoder(nn.Module):
         """The posterior mean: the point to plot in latent space."""
         return self.z_mean(self.body(x))
 
-    def forward(self, x: torch.Tensor, samples: int = 1) -> Reconstruction:
+    def forward(self, x: torch.Tensor, samples: int = 1, eps: torch.Tensor | None = None) -> Reconstruction:
+        """``eps``: the standard-normal draws, (L, 1, latent) shared by every row (scoring), or
+        None for fresh draws per row and sample (training)."""
         h = self.body(x)
         # capped above only: a row far outside the training data can push the log-variance past
         # float32's exp (seen under split=dagmm: logvar 1226 → z = inf → NaN scores). No floor: a
         # floor would bind during training (one changed the default model), and exp of a very
         # negative log-variance is just 0
         mu, logvar = self.z_mean(h), self.z_logvar(h).clamp(max=LOGVAR_MAX)
-        eps = torch.randn((samples, *mu.shape), device=mu.device, dtype=mu.dtype)
+        if eps is None:
+            eps = torch.randn((samples, *mu.shape), device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         mean, var = self.decoder(z)
         return Reconstruction(mean, var, mu, logvar, z)

@@ -16,8 +16,9 @@ from kddad.data import schema
 from kddad.data.split import ATTACKS
 from kddad.detector import Detector, read_threshold
 from kddad.evaluation import class_names, detection_metrics, pr_points, roc_points, thin
-from kddad.io import atomic_dir, write_json
+from kddad.io import atomic_dir, atomic_file, write_json
 from kddad.paths import Paths
+from kddad.pyfunc import log_detector
 from kddad.stages.data import load_split
 from kddad.stages.model import load_features, run_id, trained_detector
 from kddad.tracking import Tracker
@@ -25,6 +26,7 @@ from kddad.tracking import Tracker
 log = logging.getLogger(__name__)
 
 HEADLINE = ("f1", "precision", "recall", "roc_auc", "pr_auc")
+TOP_ALERTS, TOP_FEATURES = 20, 3
 PLOT_ROWS = 5000  # DVC renders plots in the browser: keep its files small
 
 
@@ -82,6 +84,25 @@ def _figures(
         figures.loss_curves(det.history, out / "training_curve.png")
 
 
+def top_alerts(det: Detector, test: pd.DataFrame, scores: np.ndarray, threshold: float) -> pd.DataFrame:
+    """The highest-scoring flagged test rows, each with the raw features that drove its score."""
+    flagged = np.flatnonzero(scores > threshold)
+    top = flagged[np.argsort(scores[flagged], kind="stable")[::-1][:TOP_ALERTS]]
+    rows = test.iloc[top]
+    out = pd.DataFrame(
+        {
+            "test_row": top,
+            "row": rows[schema.ROW].to_numpy(),
+            "label": rows[schema.LABEL].to_numpy(),
+            "category": rows[schema.CATEGORY].to_numpy(),
+            "instance_score": scores[top],
+        }
+    )
+    if det.has_feature_scores and len(top):
+        out = pd.concat([out, det.explain(rows, TOP_FEATURES).reset_index(drop=True)], axis=1)
+    return out
+
+
 def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     """Score the test set at the threshold; also all held-out attacks; write metrics, plots, figures."""
     tracker = Tracker(cfg.tracking).connect()
@@ -115,6 +136,9 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
         "threshold_batch": {k: on_thr[k] for k in (*HEADLINE, "fpr")},
     }
     write_json(paths.reports / "metrics.json", metrics)
+    alerts = top_alerts(det, test, scores, threshold)
+    with atomic_file(paths.reports / "alerts.csv") as tmp:
+        alerts.to_csv(tmp, index=False)
     with atomic_dir(paths.reports / "plots") as tmp:
         _plots(tmp, y, scores, threshold, test)
     with atomic_dir(paths.reports / "figures") as tmp:
@@ -122,6 +146,8 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
 
     with tracker.run(cfg, resume=run_id(paths.threshold), logs="f1") as run:
         _track(tracker, run, metrics, cfg, paths)
+        if run:
+            log_detector(tracker.uri, run, paths.detector, paths.threshold, test.head(5), cfg.tracking.register_as)
     log.info(
         "evaluate: F1 %.4f, precision %.4f, recall %.4f, ROC-AUC %.5f, PR-AUC %.5f on %d test rows "
         "(held-out outliers: recall %.4f of %d)",
@@ -143,6 +169,7 @@ def _track(tracker: Tracker, run: str | None, metrics: dict, cfg: Config, paths:
         return
     tracker.log_metrics(run, metrics)
     tracker.log_artifact(run, paths.reports / "metrics.json")
+    tracker.log_artifact(run, paths.reports / "alerts.csv")
     tracker.log_artifact(run, paths.threshold)
     with tempfile.TemporaryDirectory() as tmp:
         config_file = Path(tmp) / "config.yaml"

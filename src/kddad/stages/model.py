@@ -43,6 +43,22 @@ def run_id(path: Path) -> str | None:
         return None
 
 
+def training_data(cfg: Config, paths: Paths, rows: int) -> dict:
+    """Where the training rows came from: the raw file (name, sha256, source) and the split."""
+    from kddad.data.download import sha256sum
+
+    raw = paths.raw / cfg.dataset.raw_name
+    return {
+        "name": cfg.dataset.name,
+        "file": cfg.dataset.raw_name,
+        "sha256": sha256sum(raw) if raw.is_file() else cfg.dataset.sha256,
+        "source": cfg.dataset.path or (cfg.dataset.urls[0] if cfg.dataset.urls else None),
+        "split": cfg.split.protocol,
+        "split_seed": cfg.split.seed,
+        "rows": rows,
+    }
+
+
 def train(
     cfg: Config,
     paths: Paths = Paths(),
@@ -64,7 +80,9 @@ def train(
     det = Detector(
         cfg.model, cfg.score, cfg.trainer, cfg.early_stopping, FeatureEncoder.load(paths.encoder), seed=cfg.seed
     )
+    det.data = training_data(cfg, paths, len(X))
     with tracker.run(cfg, parent=parent_run, tags=run_tags) as run:
+        tracker.log_dataset(run, det.data, context="training")
         det.fit(X, X_val, logger=tracker.lightning_logger(run), callbacks=callbacks)
         det.save(paths.detector)
         write_curve(paths.reports / "train_curve.csv", det.history)

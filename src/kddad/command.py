@@ -1,0 +1,134 @@
+"""The ``kddad`` command: use a trained detector outside the pipeline.
+
+    kddad score --model models/detector --input capture.csv --output scores.csv [--top-k 3]
+    kddad info --model models/detector
+
+Messages go to stderr through ``logging``; ``score`` ends with one summary line on stdout.
+A user's error (bad file, bad detector) is one line and exit code 2, and leaves no output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from kddad import __version__
+from kddad.cli import user_errors
+
+log = logging.getLogger("kddad")
+
+
+def _score(args: argparse.Namespace) -> None:
+    from kddad.stages.score import load_detector, metrics_lines, score_file
+
+    det = load_detector(args.model, args.threshold, args.device)
+    summary = score_file(
+        det, args.input, args.output, top_k=args.top_k, chunk_rows=args.chunk_rows, progress=not args.no_progress
+    )
+    if summary.metrics is not None:
+        for line in metrics_lines(summary.metrics):
+            log.info("%s", line)
+    print(summary.line(), flush=True)
+
+
+def describe(model: Path) -> dict[str, Any]:
+    """What a saved detector is: model, features, score, threshold, training data, metrics if known."""
+    from kddad.detector import Detector, read_threshold
+    from kddad.stages.score import THRESHOLD_FILE
+
+    det = Detector.load(model)  # refuses a folder that is not a valid detector
+    meta = json.loads((model / "detector.json").read_text(encoding="utf-8"))
+    out: dict[str, Any] = {
+        "detector": str(model),
+        "model": meta["model"],
+        "score": meta["score"],
+        "features": None
+        if det.encoder is None
+        else {
+            "numeric": det.encoder.numeric,
+            "categorical": det.encoder.categorical,
+            "scaling": det.encoder.scaling,
+            "log1p": det.encoder.log1p,
+            "encoded": len(det.encoder.feature_names),
+        },
+        "training_data": det.data or None,
+        "epochs": len(det.history),
+        "kddad_version": meta.get("kddad_version"),
+        "threshold": det.threshold,
+    }
+    thr = model.parent / THRESHOLD_FILE
+    if det.threshold is None and thr.is_file():
+        info = read_threshold(thr)
+        out["threshold"] = info["threshold"]
+        out["threshold_from"] = str(thr)
+        out["threshold_method"] = {k: info[k] for k in ("method", "perc_outlier", "fpr") if k in info}
+    metrics = model.parent.parent / "reports" / "metrics.json"
+    if metrics.is_file():
+        m = json.loads(metrics.read_text(encoding="utf-8"))
+        out["metrics"] = {k: m[k] for k in ("f1", "precision", "recall", "roc_auc", "pr_auc") if k in m}
+        out["metrics_from"] = str(metrics)
+    return out
+
+
+def _info(args: argparse.Namespace) -> None:
+    info = describe(Path(args.model))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        print(f"{key:>16}: {value}")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="kddad", description="Use a trained kddad detector on new traffic.")
+    ap.add_argument("--version", action="version", version=f"kddad {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser(
+        "score",
+        help="score a file of connection records",
+        description="Score KDD Cup 99 (42 columns), NSL-KDD (43) or unlabelled (41) records, with or without a "
+        "header row, from .csv/.txt/.gz/.parquet; write one row per record (CSV, or Parquet by suffix).",
+    )
+    s.add_argument("--model", default="models/detector", help="detector folder (default: models/detector)")
+    s.add_argument(
+        "--threshold",
+        help="threshold file (default: the detector's own, else threshold.json beside the detector folder)",
+    )
+    s.add_argument("--input", required=True, help="records to score")
+    s.add_argument("--output", required=True, help="where to write the scores (.csv, .csv.gz or .parquet)")
+    s.add_argument("--top-k", type=int, default=3, help="features per row that explain its score (0: none)")
+    s.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    s.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(run=_score)
+
+    i = sub.add_parser("info", help="what a trained detector is")
+    i.add_argument("--model", default="models/detector", help="detector folder (default: models/detector)")
+    i.add_argument("--json", action="store_true", help="as JSON")
+    i.set_defaults(run=_info)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if getattr(args, "top_k", 0) < 0:
+        parser().error("--top-k: expected 0 or more")
+    with user_errors():
+        args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Score a file of connection records with a trained detector: ``kddad score``.
+
+One output row per input row, in order: ``row`` (0-based record number), ``instance_score``,
+``is_outlier`` and, for ``top_k`` > 0, the raw features that drove each score with their share.
+The file is streamed in chunks and the output written to a temporary file renamed at the end, so
+memory stays bounded and a failure leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from kddad.data import schema
+from kddad.data.records import iter_records
+from kddad.detector import Detector, DetectorError
+from kddad.errors import DataError
+from kddad.evaluation import detection_metrics
+from kddad.io import atomic_file
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = (".csv", ".parquet", ".gz")
+THRESHOLD_FILE = "threshold.json"
+
+
+@dataclass
+class Summary:
+    """What a scoring run did; ``metrics`` only for labelled input."""
+
+    rows: int = 0
+    flagged: int = 0
+    threshold: float = float("nan")
+    seconds: float = 0.0
+    output: Path | None = None
+    unseen: dict[str, Counter] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+
+    def line(self) -> str:
+        share = self.flagged / self.rows if self.rows else 0.0
+        unseen = sum(sum(c.values()) for c in self.unseen.values())
+        extra = f", {unseen} unseen categorical values encoded as zeros" if unseen else ""
+        return (
+            f"{self.rows} rows, {self.flagged} flagged ({share:.2%}), threshold {self.threshold:.6g}, "
+            f"{self.seconds:.1f} s ({self.rows / max(self.seconds, 1e-9):,.0f} rows/s){extra} → {self.output}"
+        )
+
+
+def load_detector(model: str | Path, threshold: str | Path | None = None, device: str = "auto") -> Detector:
+    """The detector at ``model``, ready to score records: with ``threshold`` if given, else the
+    threshold saved with it, else the pipeline's ``threshold.json`` beside the detector folder."""
+    model = Path(model)
+    det = Detector.load(model, device=device)
+    if threshold is None and det.threshold is None and (model.parent / THRESHOLD_FILE).is_file():
+        threshold = model.parent / THRESHOLD_FILE
+        log.info("threshold from %s", threshold)
+    if threshold is not None:
+        det.use_threshold_file(threshold)
+    if det.threshold is None:
+        raise DetectorError(f"{model}: the detector holds no threshold; pass one (--threshold models/threshold.json)")
+    if det.encoder is None:
+        raise DetectorError(f"{model}: the detector has no encoder: it scores encoded arrays, not KDD records")
+    return det
+
+
+def _writer(path: Path, tmp: Path, schema_: pa.Schema, stack: ExitStack):
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return stack.enter_context(pq.ParquetWriter(tmp, schema_))
+    from pyarrow import csv as pacsv
+
+    sink = pa.output_stream(str(tmp), compression="gzip" if path.suffix == ".gz" else None)
+    stack.enter_context(sink)
+    return stack.enter_context(pacsv.CSVWriter(sink, schema_))
+
+
+def score_file(
+    det: Detector,
+    input: str | Path,
+    output: str | Path,
+    *,
+    top_k: int = 3,
+    chunk_rows: int = 100_000,
+    progress: bool = True,
+) -> Summary:
+    """Score every record of ``input`` into ``output`` (CSV, ``.csv.gz`` or Parquet by suffix)."""
+    from tqdm.auto import tqdm
+
+    input, output = Path(input), Path(output)
+    if output.suffix not in OUTPUTS:
+        raise DataError(f"{output}: unknown output type {output.suffix!r}; expected .csv, .csv.gz or .parquet")
+    if output.resolve() == input.resolve():
+        raise DataError(f"{output}: the output would overwrite the input; choose another file")
+    if top_k and not det.has_feature_scores:
+        log.info("model %s has no per-feature scores: no explanations (top-k 0)", det.model.name)
+        top_k = 0
+    start = time.perf_counter()
+    summary = Summary(threshold=float(det.threshold), output=output)
+    lay, chunks = iter_records(input, chunk_rows)
+    labels: list[pd.DataFrame] = []
+    scores: list[np.ndarray] = []
+    with ExitStack() as stack:
+        tmp = stack.enter_context(atomic_file(output))
+        writer = None
+        bar = stack.enter_context(tqdm(unit=" rows", unit_scale=True, disable=not progress, desc=input.name))
+        for chunk in chunks:
+            for col, counts in det.encoder.unknown_categories(chunk).items():
+                summary.unseen.setdefault(col, Counter()).update(counts)
+            X = det.encoder.transform(chunk, str(input), report_unknown=False)
+            pred = det.predict(X)
+            out = pd.DataFrame(
+                {
+                    "row": chunk.index.to_numpy(np.int64),
+                    "instance_score": pred.instance_score,
+                    "is_outlier": pred.is_outlier,
+                }
+            )
+            if top_k:
+                out = pd.concat([out, det.explain(chunk, top_k, prediction=pred).reset_index(drop=True)], axis=1)
+            table = pa.Table.from_pandas(out, preserve_index=False)
+            if writer is None:
+                writer = _writer(output, tmp, table.schema, stack)
+            writer.write_table(table)
+            summary.rows += len(out)
+            summary.flagged += int(pred.is_outlier.sum())
+            if lay.labelled:
+                labels.append(  # compact (Arrow) strings: millions of rows stay small
+                    chunk[[schema.IS_OUTLIER, schema.CATEGORY, schema.LABEL]].astype(
+                        {schema.CATEGORY: "str", schema.LABEL: "str"}
+                    )
+                )
+                scores.append(pred.instance_score)
+            bar.update(len(out))
+        if writer is None:
+            raise DataError(f"{input}: holds no records (a header and nothing else)")
+    if summary.unseen:
+        log.info(
+            "categories unseen in training, encoded as all zeros: %s", {c: dict(v) for c, v in summary.unseen.items()}
+        )
+    if labels:
+        truth = pd.concat(labels, ignore_index=True)
+        summary.metrics = detection_metrics(
+            truth[schema.IS_OUTLIER].to_numpy(),
+            np.concatenate(scores),
+            det.threshold,
+            truth[schema.CATEGORY],
+            truth[schema.LABEL],
+        )
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def metrics_lines(m: dict[str, Any]) -> list[str]:
+    """A labelled input's figures, as lines for the terminal."""
+    lines = [
+        f"F1 {m['f1']:.4f}  precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
+        f"ROC-AUC {m['roc_auc']:.5f}  FPR {m['fpr']:.4f}  ({m['outliers']} attacks of {m['rows']} rows)"
+    ]
+    for cat, r in m.get("recall_by_category", {}).items():
+        lines.append(f"  recall {cat:<8} {r['recall']:.4f}  ({r['rows']} rows)")
+    return lines

@@ -1,0 +1,302 @@
+"""`kddad score` / `kddad info` and the served MLflow model, on a detector trained by a real `dvc repro`
+(2 epochs) in a fresh copy of the repo, as a user runs them after `make run`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import KDD10, ROOT, copy_repo, use_preset
+from mlflow import MlflowClient
+
+from kddad.command import main
+from kddad.data import schema
+from kddad.data.read import read_kdd
+from kddad.detector import Detector
+
+pytestmark = pytest.mark.slow
+#: The README's command, exactly as written there.
+SCORE = "kddad score --model models/detector --input data/raw/kddcup.data_10_percent.gz --output scores.csv"
+INFO = "kddad info --model models/detector"
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-5000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mirror):
+    """A fresh copy of the repo after `dvc repro` (the quick preset: 2 epochs, 2 latent samples)."""
+    dst = tmp_path_factory.mktemp("repo")
+    env = copy_repo(dst, mirror)
+    use_preset(dst, "debug", "quick")
+    _run([sys.executable, "-m", "dvc", "repro"], dst, env)
+    return dst, env
+
+
+@pytest.fixture(scope="module")
+def detector(repo) -> Detector:
+    path, _ = repo
+    return Detector.load(path / "models" / "detector", threshold=path / "models" / "threshold.json")
+
+
+def test_the_readme_shows_these_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert SCORE in readme and INFO in readme
+
+
+def _expected(det: Detector, df: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    pred = det.predict(df)
+    out = pd.DataFrame({"instance_score": pred.instance_score, "is_outlier": pred.is_outlier})
+    return pd.concat([out, det.explain(df, k, prediction=pred).reset_index(drop=True)], axis=1)
+
+
+def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert list(got["row"]) == list(range(len(want)))
+    np.testing.assert_allclose(got["instance_score"], want["instance_score"], rtol=1e-5)
+    assert (got["is_outlier"].to_numpy() == want["is_outlier"].to_numpy()).all()
+    for i in (1, 2, 3):
+        assert (got[f"feature_{i}"].to_numpy() == want[f"feature_{i}"].to_numpy()).all()
+        np.testing.assert_allclose(got[f"share_{i}"], want[f"share_{i}"], rtol=1e-4, atol=1e-6)
+
+
+def test_readme_command_scores_the_raw_file_row_for_row(repo, detector, mirror):
+    path, env = repo
+    proc = _run(shlex.split(SCORE), path, env)
+    summary = proc.stdout.strip().splitlines()[-1]
+    got = pd.read_csv(path / "scores.csv")
+    assert list(got.columns) == [
+        "row",
+        "instance_score",
+        "is_outlier",
+        *[f"{c}_{i}" for i in (1, 2, 3) for c in ("feature", "share")],
+    ]
+    raw = read_kdd(mirror / KDD10)
+    assert len(got) == len(raw) == 494021
+    assert summary.startswith(f"494021 rows, {int(got['is_outlier'].sum())} flagged (")
+    assert "threshold" in summary and "rows/s" in summary
+    # labelled input: the figures and per-category recall are printed
+    assert "ROC-AUC" in proc.stderr and "recall dos" in proc.stderr
+    # explanations: raw KDD names, categoricals with the row's own value, shares of at most the whole
+    names = set(schema.NUMERIC) | {f"{c}={v}" for c in schema.CATEGORICAL for v in raw[c].unique()}
+    assert set(got[["feature_1", "feature_2", "feature_3"]].to_numpy().ravel()) <= names
+    service = got["feature_1"].str.startswith("service=")
+    assert (got.loc[service, "feature_1"] == "service=" + raw.loc[service.to_numpy(), "service"]).all()
+    shares = got[["share_1", "share_2", "share_3"]].to_numpy()
+    assert (shares >= 0).all() and (shares.sum(1) <= 1 + 1e-4).all()
+    assert (np.diff(shares, axis=1) <= 1e-6).all()  # ranked
+    # a 5,000-row slice of the same file, scored by the library: the same rows
+    _same(got.head(5000).reset_index(drop=True), _expected(detector, raw.head(5000)))
+
+
+@pytest.mark.parametrize("variant", ["nslkdd", "header_no_label", "parquet"])
+def test_score_equals_detector_predict(repo, detector, mirror, tmp_path, variant):
+    path, _ = repo
+    test = read_kdd(mirror / "KDDTest+.txt")
+    records = pd.read_csv(mirror / "KDDTest+.txt", header=None)
+    if variant == "nslkdd":
+        src = mirror / "KDDTest+.txt"
+    elif variant == "header_no_label":
+        unlabelled = records.iloc[:, :41].copy()
+        unlabelled.columns = [{"src_bytes": "src_byts"}.get(c, c) for c in schema.FEATURES]  # a public copy's name
+        src = tmp_path / "capture.csv.gz"
+        with gzip.open(src, "wt") as f:
+            unlabelled.to_csv(f, index=False)
+    else:
+        src = tmp_path / "capture.parquet"
+        frame = records.copy()
+        frame.columns = [*schema.FEATURES, "attack", "level"]
+        frame.to_parquet(src, index=False)
+    out = tmp_path / ("scores.parquet" if variant == "parquet" else "scores.csv")
+    main(
+        [
+            "score",
+            "--model",
+            str(path / "models/detector"),
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--chunk-rows",
+            "5000",
+        ]
+    )
+    got = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
+    _same(got, _expected(detector, test))
+
+
+def test_info_names_model_data_threshold_and_metrics(repo, mirror):
+    path, env = repo
+    proc = _run([*shlex.split(INFO), "--json"], path, env)
+    info = json.loads(proc.stdout)
+    assert info["model"]["name"] == "vae" and info["score"]["name"] == "likelihood"
+    assert info["training_data"]["sha256"] == "8045aca0d84e70e622d1148d7df782496f6333bf6eb979a1b0837c42a9fd9561"
+    thr = json.loads((path / "models/threshold.json").read_text())["threshold"]
+    assert info["threshold"] == pytest.approx(thr)
+    metrics = json.loads((path / "reports/metrics.json").read_text())
+    assert info["metrics"]["f1"] == pytest.approx(metrics["f1"])
+    assert "threshold" in _run(shlex.split(INFO), path, env).stdout
+
+
+def test_the_evaluate_stage_explains_its_top_alerts(repo):
+    path, _ = repo
+    alerts = pd.read_csv(path / "reports/alerts.csv")
+    assert 0 < len(alerts) <= 20
+    assert alerts["instance_score"].is_monotonic_decreasing
+    assert {"label", "category", "feature_1", "share_1"} <= set(alerts.columns)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_run_has_model_dataset_and_serves_the_same_scores(repo, mirror, tmp_path):
+    path, env = repo
+    client = MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("kddad")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    [run] = client.search_runs([exp.experiment_id])
+    [data] = run.inputs.dataset_inputs
+    assert [(t.key, t.value) for t in data.tags] == [("mlflow.data.context", "training")]
+    assert data.dataset.name == "kddcup99" and data.dataset.digest == "8045aca0d84e70e6"
+    assert json.loads(data.dataset.source)["url"].endswith("kddcup.data_10_percent.gz")
+    [model] = client.search_logged_models([exp.experiment_id])
+    assert model.source_run_id == run.info.run_id and model.name == "detector"
+    assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
+
+    records = pd.read_csv(mirror / "KDDTest+.txt", header=None).iloc[:50, :41]
+    records.columns = list(schema.FEATURES)
+    src = tmp_path / "records.csv"
+    records.to_csv(src, index=False)
+    main(["score", "--model", str(path / "models/detector"), "--input", str(src), "--output", str(tmp_path / "s.csv")])
+    want = pd.read_csv(tmp_path / "s.csv")
+
+    port = _free_port()
+    serve_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{path / 'mlflow.db'}"}
+    cmd = ["mlflow", "models", "serve", "-m", f"runs:/{run.info.run_id}/detector", "--env-manager", "local"]
+    server = subprocess.Popen(
+        [*cmd, "-p", str(port), "-h", "127.0.0.1"],
+        cwd=tmp_path,
+        env=serve_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    pytest.fail(f"mlflow models serve did not come up:\n{server.stdout.read()[-5000:]}")
+                time.sleep(1)
+        body = json.dumps({"dataframe_split": json.loads(records.to_json(orient="split", index=False))})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", body.encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            served = pd.DataFrame(json.loads(response.read())["predictions"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    np.testing.assert_allclose(served["instance_score"], want["instance_score"], rtol=1e-5)
+    assert (served["is_outlier"] == want["is_outlier"]).all()
+    assert (served["feature_1"] == want["feature_1"]).all()
+
+
+def _lines(mirror: Path, n: int) -> list[str]:
+    with gzip.open(mirror / KDD10, "rt") as f:
+        return [next(f) for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("columns", "line 3: expected 42 comma-separated fields, got 41"),
+        ("text", "line 2, column 'src_bytes': expected an integer, got 'abc'"),
+        ("truncated", "the file ends early or is corrupt"),
+        ("empty", "the file is empty"),
+        ("header_only", "holds no records"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_output(repo, mirror, tmp_path, caplog, case, expected):
+    path, _ = repo
+    lines = _lines(mirror, 2000)
+    src = tmp_path / ("in.gz" if case == "truncated" else "in.csv")
+    if case == "columns":
+        lines[2] = lines[2].split(",", 1)[1]
+    elif case == "text":
+        fields = lines[1].split(",")
+        fields[4] = "abc"
+        lines[1] = ",".join(fields)
+    if case == "truncated":
+        blob = gzip.compress("".join(lines).encode())
+        src.write_bytes(blob[: len(blob) // 2])
+    elif case == "empty":
+        src.write_text("")
+    elif case == "header_only":
+        src.write_text(",".join(schema.FEATURES) + "\n")
+    else:
+        src.write_text("".join(lines))
+    out = tmp_path / "out.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", "--model", str(path / "models/detector"), "--input", str(src), "--output", str(out)])
+    assert exit_.value.code == 2
+    [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert error.startswith(str(src)) and expected in error
+    assert list(tmp_path.iterdir()) == [src]  # no output, no temporary file left
+
+
+def test_unknown_categories_are_counted_not_refused(repo, mirror, tmp_path, capsys):
+    path, _ = repo
+    lines = _lines(mirror, 100)
+    fields = lines[5].split(",")
+    fields[2] = "never_seen_service"
+    lines[5] = ",".join(fields)
+    src = tmp_path / "in.csv"
+    src.write_text("".join(lines))
+    main(["score", "--model", str(path / "models/detector"), "--input", str(src), "--output", str(tmp_path / "o.csv")])
+    out = capsys.readouterr().out
+    assert out.startswith("100 rows") and "1 unseen categorical values encoded as zeros" in out
+    assert pd.read_csv(tmp_path / "o.csv").shape[0] == 100
+
+
+def test_a_device_that_is_not_there_is_a_clear_error(repo, caplog, tmp_path, mirror):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path, _ = repo
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "score",
+                "--model",
+                str(path / "models/detector"),
+                "--input",
+                str(mirror / "KDDTest+.txt"),
+                "--output",
+                str(tmp_path / "o.csv"),
+                "--device",
+                "cuda",
+            ]
+        )
+    assert exit_.value.code == 2
+    assert "sees no CUDA device" in caplog.text and not (tmp_path / "o.csv").exists()
