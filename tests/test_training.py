@@ -142,6 +142,7 @@ def test_graphs_only_for_32_bit_training_on_cuda():
     assert "cuda_graph is off" in graph_blocker(cuda, "32-true", enabled=False)
     assert "precision 16-mixed" in graph_blocker(cuda, "16-mixed")
     assert "precision bf16-mixed" in graph_blocker(cuda, "bf16-mixed")
+    assert "2 devices" in graph_blocker(cuda, "32-true", world_size=2)
     if not torch.cuda.is_available():
         assert graph_blocker(cuda, "32-true") == "CUDA is not available"
     steps = GraphedStep(lambda x: x.sum(), [torch.nn.Parameter(torch.zeros(1))], torch.optim.Adam([torch.zeros(1)]))
@@ -213,7 +214,9 @@ def test_the_module_drives_a_graphed_step(monkeypatch):
         made.append(FakeGraph(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(lightning, "graph_blocker", lambda device, precision, enabled: None if enabled else "off")
+    monkeypatch.setattr(
+        lightning, "graph_blocker", lambda device, precision, enabled, world_size: None if enabled else "off"
+    )
     monkeypatch.setattr(lightning, "GraphedStep", fake)
     for val_scale in (1.0, 0.2):
         made.clear()

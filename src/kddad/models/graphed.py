@@ -26,12 +26,14 @@ log = logging.getLogger(__name__)
 WARMUP_STEPS = 3  # eager steps before capture; Adam's state must exist before it (at least 1)
 
 
-def graph_blocker(device: torch.device, precision: str, enabled: bool = True) -> str | None:
+def graph_blocker(device: torch.device, precision: str, enabled: bool = True, world_size: int = 1) -> str | None:
     """Why a training step cannot be graphed here (None: it can)."""
     if not enabled:
         return "trainer.cuda_graph is off"
     if device.type != "cuda":
         return f"the device is {device.type}, not cuda"
+    if world_size > 1:
+        return f"training on {world_size} devices (gradient all-reduce is not captured)"
     if precision not in ("32-true", "32"):
         return (
             f"precision {precision}: only 32-true is captured (mixed precision's gradient scaler "

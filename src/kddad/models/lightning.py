@@ -85,8 +85,9 @@ class ReconstructionModule(pl.LightningModule):
 
     def _graph_blocker(self) -> str | None:
         """Why this fit's steps run eagerly (None: they are graphed)."""
-        precision = self._trainer.precision if self._trainer is not None else "32-true"
-        return graph_blocker(self.device, precision, self.cuda_graph)
+        trainer = self._trainer
+        precision, world_size = (trainer.precision, trainer.world_size) if trainer is not None else ("32-true", 1)
+        return graph_blocker(self.device, precision, self.cuda_graph, world_size)
 
     def on_train_start(self) -> None:
         if self._graph_steps:
