@@ -355,7 +355,7 @@ class ThresholdConfig(_Strict):
 
 
 class TrainerConfig(_Strict):
-    """Lightning ``Trainer`` arguments under their Lightning names (a vetted subset)."""
+    """Lightning ``Trainer`` arguments under their Lightning names (a vetted subset), and ``cuda_graph``."""
 
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = Field("auto", description="Where to train.")
     devices: int | str | list[int] = Field("auto", description="Devices to train on.")
@@ -367,6 +367,11 @@ class TrainerConfig(_Strict):
     deterministic: bool = Field(False, description="Deterministic algorithms only (slower).")
     gradient_clip_val: Annotated[float, Field(gt=0)] | None = Field(
         None, description="Clip the gradient norm to this; null: no clipping."
+    )
+    cuda_graph: bool = Field(
+        True,
+        description="Capture each training step in one CUDA graph on a CUDA device at 32-true precision "
+        "(much faster at small batches); no effect on CPU or under mixed precision. Not a Lightning argument.",
     )
     log_every_n_steps: PosInt = Field(50, description="Lightning's logging interval in steps.")
     enable_progress_bar: bool = Field(True, description="A progress bar per epoch.")
