@@ -6,7 +6,7 @@
 # and the raw data file (kddcup.data_10_percent.gz) in .data/:
 #     bash bench/gpu_check.sh
 # Everything goes to the screen and to $OUT/gpu.log. Each part runs under its own timeout, within
-# an overall budget (GPU_CHECK_BUDGET_S, default 285 s): a failing or slow part does not stop the
+# an overall budget (GPU_CHECK_BUDGET_S, default 420 s): a failing or slow part does not stop the
 # others. The parts, most important first: versions; graph_check.py (the graph is correct);
 # train_throughput.py (is it faster); pipeline_device.py (the default pipeline with and without
 # the graph: F1, ROC-AUC, time); score_throughput.py.
@@ -16,7 +16,7 @@ OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 export KDDAD_DATA_MIRROR=$PWD/.data
-DEADLINE=$((SECONDS + ${GPU_CHECK_BUDGET_S:-285}))
+DEADLINE=$((SECONDS + ${GPU_CHECK_BUDGET_S:-420}))
 
 part() {  # part NAME LIMIT_S COMMAND...: run under a timeout capped by what is left of the budget
     local name=$1 limit=$2 left=$((DEADLINE - SECONDS)) start=$SECONDS rc
@@ -50,8 +50,13 @@ print("kddad imports: ok; trainer.cuda_graph default:", kddad.config.TrainerConf
 EOF'
     part graph_check 120 python3 bench/graph_check.py
     part train_throughput 150 python3 bench/train_throughput.py --accelerator cuda --epochs 3 --batch-sizes 128 1024 --repeat 2
-    part pipeline 150 python3 bench/pipeline_device.py --accelerator cuda --cuda-graph true false
-    part score_throughput 90 python3 bench/score_throughput.py --devices cuda cpu --samples 10 1 --repeat 2
+    part pipeline 150 python3 bench/pipeline_device.py --accelerator cuda --cuda-graph true false \
+        --save bench/.cache/device_detector
+    part score_throughput 60 python3 bench/score_throughput.py --devices cuda cpu --samples 10 1 --repeat 2
+    if [ -d bench/.cache/device_detector/detector ]; then
+        part score_file_cuda 90 python3 bench/score_file.py --model bench/.cache/device_detector/detector --device cuda
+        part score_file_cpu 90 python3 bench/score_file.py --model bench/.cache/device_detector/detector --device cpu
+    fi
     echo "=== gpu_check done after ${SECONDS} s"
 }
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
+import numpy as np
 import torch
 from _data import prepared
 
@@ -27,7 +30,7 @@ from kddad.paths import Paths
 from kddad.stages.model import load_features, threshold, train, trained_detector
 
 
-def run(overrides: list[str]) -> None:
+def run(overrides: list[str], save: Path | None = None) -> None:
     cfg, data = prepared(overrides)
     with tempfile.TemporaryDirectory(prefix="kddad-device-") as tmp:
         paths = Paths(tmp, data_root=data.root)
@@ -35,15 +38,30 @@ def run(overrides: list[str]) -> None:
         det = train(cfg, paths)
         seconds = time.perf_counter() - start
         threshold(cfg, paths)
-        scored = trained_detector(cfg, paths)  # as the evaluate stage loads it
+        scored = trained_detector(cfg, paths)  # as the evaluate stage loads it: on the training device
         X, y = load_features("test", paths)
+        X_att, _ = load_features("attacks", paths)
         scores, _ = scored.score(X)
+        start = time.perf_counter()
+        scored.score(X_att)
+        score_s = time.perf_counter() - start
+        on_cpu, _ = scored.to("cpu").score(X)
         m = detection_metrics(y, scores, read_threshold(paths.threshold)["threshold"])
+        if save:
+            shutil.rmtree(save, ignore_errors=True)
+            shutil.copytree(paths.detector, save / "detector")
+            shutil.copy(paths.threshold, save / "threshold.json")
     epochs = len(det.history)
     print(f"  overrides: {' '.join(overrides)}")
     print(
         f"  F1 {m['f1']:.4f}  precision {m['precision']:.4f}  recall {m['recall']:.4f}  ROC-AUC {m['roc_auc']:.5f}"
         f"  PR-AUC {m['pr_auc']:.5f}  on {m['rows']} test rows"
+    )
+    device = cfg.trainer.scoring_device
+    rel = float(np.max(np.abs(scores - on_cpu) / np.maximum(1.0, np.abs(on_cpu))))
+    print(
+        f"  scoring on {device}: {len(X_att) / score_s:,.0f} rows/s ({len(X_att)} held-out attack rows); "
+        f"test scores vs CPU: max relative difference {rel:.2e}"
     )
     print(f"  train stage {seconds:.1f} s, {epochs} epochs ({seconds / max(epochs, 1):.2f} s/epoch with the set-up)")
     print(
@@ -57,6 +75,7 @@ def main() -> None:
     ap.add_argument("--accelerator", default="cuda")
     ap.add_argument("--cuda-graph", nargs="+", default=["true", "false"], choices=["true", "false"])
     ap.add_argument("--override", action="append", default=[], help="one more Hydra override of conf/ (repeatable)")
+    ap.add_argument("--save", type=Path, help="keep the first run's detector and threshold.json in this folder")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="  log %(name)s: %(message)s")
     for name in ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "kddad.data", "kddad.features"):
@@ -67,7 +86,7 @@ def main() -> None:
         torch.zeros(1, device="cuda")  # the CUDA context, before the timing
         where = torch.cuda.get_device_name()
     print(f"torch {torch.__version__}; accelerator {args.accelerator} {where}".rstrip(), flush=True)
-    for graph in args.cuda_graph:
+    for i, graph in enumerate(args.cuda_graph):
         print(f"cuda_graph={graph}:", flush=True)
         run(
             [
@@ -76,7 +95,8 @@ def main() -> None:
                 f"trainer.cuda_graph={graph}",
                 "trainer.enable_progress_bar=false",
                 *args.override,
-            ]
+            ],
+            args.save if i == 0 else None,
         )
 
 

@@ -14,7 +14,6 @@ import gzip
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -41,15 +40,18 @@ def big_file(repeat: int) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/detector")
+    ap.add_argument("--threshold", help="threshold file (default: beside the detector folder)")
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--top-k", type=int, default=3)
     args = ap.parse_args()
     src = big_file(args.repeat)
     out = HERE / ".cache" / "scores.csv"
-    kddad = shutil.which("kddad") or str(Path(sys.executable).with_name("kddad"))
-    cmd = [kddad, "score", "--model", args.model, "--input", str(src), "--output", str(out)]
+    kddad = [sys.executable, "-m", "kddad.command"]  # what the `kddad` console script runs
+    cmd = [*kddad, "score", "--model", args.model, "--input", str(src), "--output", str(out)]
     cmd += ["--device", args.device, "--top-k", str(args.top_k), "--no-progress"]
+    if args.threshold:
+        cmd += ["--threshold", args.threshold]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -376,6 +376,14 @@ class TrainerConfig(_Strict):
     log_every_n_steps: PosInt = Field(50, description="Lightning's logging interval in steps.")
     enable_progress_bar: bool = Field(True, description="A progress bar per epoch.")
 
+    @property
+    def scoring_device(self) -> str:
+        """Where the threshold and evaluate stages score: the device training used (torch's name)."""
+        if self.accelerator in ("gpu", "cuda"):
+            one = self.devices if isinstance(self.devices, list) and len(self.devices) == 1 else None
+            return f"cuda:{one[0]}" if one else "cuda"
+        return {"auto": "auto", "mps": "mps"}.get(self.accelerator, "cpu")
+
     @model_validator(mode="after")
     def _epochs(self) -> TrainerConfig:
         if self.min_epochs > self.max_epochs:

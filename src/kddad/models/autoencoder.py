@@ -105,24 +105,30 @@ class Autoencoder(Model):
         return torch.randn((samples, 1, latent), generator=gen).to(self.device)
 
     @torch.no_grad()
-    def score(self, X: np.ndarray, score: ScoreConfig, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Scored where the network is; the same scores (to float tolerance) on any device."""
+    def score(self, X: np.ndarray, score: ScoreConfig, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scored where the network is; the same scores (to float tolerance) on any device.
+
+        The rows go to the device once and the scores come back once (no copy per batch);
+        ``batch_size``: rows per pass, by default 4,096 on a CPU (fastest here: the (L, B, n)
+        intermediates stay in cache) and 65,536 on an accelerator.
+        """
         net = self.network.eval()
         device = self.device
+        bs = batch_size or (4096 if device.type == "cpu" else 1 << 16)
         eps = self.latent_draws(score.samples) if net.variational else None
-        inst = np.empty(len(X), np.float32)
-        feat = np.empty(X.shape, np.float32)
-        X = np.ascontiguousarray(X)
-        for start, xb in zip(range(0, len(X), batch_size), TensorBatches(torch.from_numpy(X), batch_size)):
-            xb = xb.to(device, non_blocking=True)
+        Xt = torch.from_numpy(np.ascontiguousarray(X)).to(device)
+        inst = torch.empty(len(X), device=device)
+        feat = torch.empty(X.shape, device=device)
+        for start in range(0, len(X), bs):
+            xb = Xt[start : start + bs]
             out = net(xb, samples=score.samples, eps=eps) if net.variational else net(xb)
             if score.name == "likelihood":
                 i, f = likelihood_scores(xb, out.mean, out.var)
             else:
                 i, f = mse_scores(xb, out.mean, score.outlier_perc)
-            inst[start : start + len(xb)] = i.cpu().numpy()
-            feat[start : start + len(xb)] = f.cpu().numpy()
-        return inst, feat
+            inst[start : start + len(xb)] = i
+            feat[start : start + len(xb)] = f
+        return inst.cpu().numpy(), feat.cpu().numpy()
 
     @torch.no_grad()
     def latent(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:

@@ -100,8 +100,9 @@ def train(
 
 
 def trained_detector(cfg: Config, paths: Paths) -> Detector:
-    """The train stage's detector with ``cfg``'s scoring-only settings; refuses a score-type mismatch."""
-    det = Detector.load(paths.detector)
+    """The train stage's detector with ``cfg``'s scoring-only settings, on the device training used
+    (``trainer.accelerator``); refuses a score-type mismatch."""
+    det = Detector.load(paths.detector, device=cfg.trainer.scoring_device)  # where training ran
     if det.score_cfg.name != cfg.score.name:
         raise DataError(
             f"{paths.detector}: trained for score {det.score_cfg.name!r}, params ask for "
