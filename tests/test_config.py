@@ -136,3 +136,18 @@ def test_slurm_launcher_config_composes():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.gpus_per_node == 1 and launcher.timeout_min == 60
+
+
+@pytest.mark.parametrize(
+    "accelerator, devices, expected",
+    [
+        ("auto", "auto", "auto"),
+        ("cpu", "auto", "cpu"),
+        ("gpu", "auto", "cuda"),
+        ("cuda", [1], "cuda:1"),
+        ("mps", "auto", "mps"),
+        ("tpu", "auto", "cpu"),
+    ],
+)
+def test_threshold_and_evaluate_score_on_the_device_training_used(accelerator, devices, expected):
+    assert config.TrainerConfig(accelerator=accelerator, devices=devices).scoring_device == expected

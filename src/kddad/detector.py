@@ -205,20 +205,27 @@ class Detector:
         return self._fitted().latent(self._array(X))
 
     # -- threshold & predict ----------------------------------------------------------------
-    def infer_threshold(self, X: np.ndarray | pd.DataFrame, perc_outlier: float) -> float:
-        """Threshold = percentile ``100 - perc_outlier`` of the scores of a batch (alibi-detect)."""
+    def infer_threshold(
+        self, X: np.ndarray | pd.DataFrame, perc_outlier: float, *, scores: np.ndarray | None = None
+    ) -> float:
+        """Threshold = percentile ``100 - perc_outlier`` of the scores of a batch (alibi-detect).
+
+        ``scores``: the batch's instance scores, when the caller has them already.
+        """
         if not 0 <= perc_outlier < 100:
             raise DetectorError(f"perc_outlier: expected a value in [0, 100), got {perc_outlier}")
-        scores, _ = self.score(X)
+        scores = self.score(X)[0] if scores is None else scores
         self.threshold = float(np.percentile(scores, 100 - perc_outlier))
         self.threshold_info = {"method": "percentile", "perc_outlier": perc_outlier, "rows": len(scores)}
         return self.threshold
 
-    def infer_threshold_fpr(self, X_normal: np.ndarray | pd.DataFrame, fpr: float) -> float:
+    def infer_threshold_fpr(
+        self, X_normal: np.ndarray | pd.DataFrame, fpr: float, *, scores: np.ndarray | None = None
+    ) -> float:
         """Threshold from normal rows only, flagging a fraction ``fpr`` of them."""
         if not 0 < fpr < 1:
             raise DetectorError(f"fpr: expected a value in (0, 1), got {fpr}")
-        scores, _ = self.score(X_normal)
+        scores = self.score(X_normal)[0] if scores is None else scores
         self.threshold = float(np.quantile(scores, 1 - fpr))
         self.threshold_info = {"method": "fpr", "fpr": fpr, "rows": len(scores)}
         return self.threshold

@@ -2,15 +2,15 @@
 
 Logged as a model from code (``pyfunc_model.py``, which MLflow runs to build the model), with the
 detector folder and threshold file as artifacts and kddad's source as code: loading it unpickles
-nothing of ours, it calls :meth:`Detector.load`. Input: the 41 raw KDD columns, one row per
-connection (a label column may ride along and is ignored). Output per row: ``instance_score``,
-``is_outlier`` and the top features with their shares (``top_k`` as a request parameter).
+nothing of ours, it calls :meth:`Detector.load`. MLflow is imported only to log. Input: the 41
+raw KDD columns, one row per connection (a label column may ride along and is ignored). Output
+per row: ``instance_score``, ``is_outlier`` and the top features with their shares (``top_k``
+as a request parameter).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,23 @@ ARTIFACT = "detector"  # runs:/<run id>/detector
 TOP_K = 3
 _REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "scikit-learn", "pydantic", "pyyaml", "mlflow")
 
-try:
-    from mlflow.pyfunc import PythonModel
-except ImportError:  # kddad's library works without MLflow; only serving needs it
-    PythonModel = object  # type: ignore[assignment,misc]
+
+def predict_records(det: Any, model_input: pd.DataFrame, top_k: int = TOP_K) -> pd.DataFrame:
+    """What the served model answers for a frame of records (the 41 KDD columns, by name)."""
+    from kddad.data.records import canonical, check_values
+    from kddad.errors import DataError
+
+    df = pd.DataFrame(model_input).rename(columns=canonical)
+    missing = [c for c in schema.FEATURES if c not in df.columns]
+    if missing:
+        raise DataError(f"request: missing KDD column(s) {missing}")
+    df = df[list(schema.FEATURES)].reset_index(drop=True)
+    check_values(df, "request", 1)
+    pred = det.predict(df)
+    out = pd.DataFrame({"instance_score": pred.instance_score.astype(float), "is_outlier": pred.is_outlier})
+    if top_k and det.has_feature_scores:
+        out = pd.concat([out, det.explain(df, top_k, prediction=pred)], axis=1)
+    return out
 
 
 def signature(top_k: int = TOP_K):
@@ -47,37 +60,6 @@ def signature(top_k: int = TOP_K):
         outputs=Schema(outputs),
         params=ParamSchema([ParamSpec("top_k", "long", top_k)]),
     )
-
-
-class DetectorModel(PythonModel):
-    """Scores records with the detector in the model's artifacts (``KDDAD_DEVICE``: where; default auto)."""
-
-    def load_context(self, context: Any) -> None:
-        from kddad.detector import Detector
-
-        self.detector = Detector.load(
-            context.artifacts["detector"],
-            threshold=context.artifacts.get("threshold"),
-            device=os.environ.get("KDDAD_DEVICE", "auto"),
-        )
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from kddad.data.records import canonical, check_values
-        from kddad.errors import DataError
-
-        df = pd.DataFrame(model_input).rename(columns=canonical)
-        missing = [c for c in schema.FEATURES if c not in df.columns]
-        if missing:
-            raise DataError(f"request: missing KDD column(s) {missing}")
-        df = df[list(schema.FEATURES)].reset_index(drop=True)
-        check_values(df, "request", 1)
-        det = self.detector
-        pred = det.predict(df)
-        out = pd.DataFrame({"instance_score": pred.instance_score.astype(float), "is_outlier": pred.is_outlier})
-        top_k = int((params or {}).get("top_k", TOP_K))
-        if top_k and det.has_feature_scores:
-            out = pd.concat([out, det.explain(df, top_k, prediction=pred)], axis=1)
-        return out
 
 
 def _requirements() -> list[str]:

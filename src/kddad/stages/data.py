@@ -1,10 +1,14 @@
-"""The data stages: download → split → encode. Config in, files out; no torch imported."""
+"""The data stages: download → split → encode. Config in, files out; no torch imported.
+
+Each stage imports what it alone needs (a stage is its own process under DVC: start-up counts).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,13 +16,12 @@ import pandas as pd
 from kddad.config import Config
 from kddad.data import schema
 from kddad.data.download import fetch
-from kddad.data.read import read_kdd
-from kddad.data.split import ALL_SPLITS
-from kddad.data.split import split as split_rows
 from kddad.errors import DataError
-from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_dir, write_json
 from kddad.paths import Paths
+
+if TYPE_CHECKING:
+    from kddad.features.encoder import FeatureEncoder
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,9 @@ def split(cfg: Config, paths: Paths = Paths()) -> dict:
     Besides train, val, threshold and test: ``attacks``, every attack row held out from training
     and thresholding, for the evaluate stage's second view.
     """
+    from kddad.data.read import read_kdd
+    from kddad.data.split import split as split_rows
+
     start = time.perf_counter()
     raw = paths.raw / cfg.dataset.raw_name
     if not raw.is_file():
@@ -73,6 +79,9 @@ def load_split(name: str, paths: Paths = Paths()) -> pd.DataFrame:
 
 def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     """Fit the encoder on train, write float32 arrays for every split and the encoder."""
+    from kddad.data.split import ALL_SPLITS
+    from kddad.features.encoder import FeatureEncoder
+
     frames = {name: load_split(name, paths) for name in ALL_SPLITS}
     enc = FeatureEncoder(cfg.features.numeric, cfg.features.categorical, cfg.scaling.method, cfg.scaling.log1p)
     enc.fit(frames["train"])

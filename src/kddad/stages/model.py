@@ -116,16 +116,14 @@ def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
     tracker = Tracker(cfg.tracking).connect()
     det = trained_detector(cfg, paths)
     t = cfg.threshold
-    if t.method == "percentile":
-        split = "threshold"
-        X, y = load_features(split, paths)
-        perc = t.perc_outlier if t.perc_outlier is not None else cfg.split.threshold.perc_outlier
-        value = det.infer_threshold(X, perc)
-    else:
-        split = "val"
-        X, y = load_features(split, paths)
-        value = det.infer_threshold_fpr(X, t.fpr)
+    split = "threshold" if t.method == "percentile" else "val"
+    X, y = load_features(split, paths)
     scores, _ = det.score(X)
+    if t.method == "percentile":
+        perc = t.perc_outlier if t.perc_outlier is not None else cfg.split.threshold.perc_outlier
+        value = det.infer_threshold(X, perc, scores=scores)
+    else:
+        value = det.infer_threshold_fpr(X, t.fpr, scores=scores)
     flagged = scores > value
     info = {
         **det.threshold_info,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,13 @@ def score_file(
         tmp = stack.enter_context(atomic_file(output))
         writer = None
         bar = stack.enter_context(tqdm(unit=" rows", unit_scale=True, disable=not progress, desc=input.name))
-        for chunk in chunks:
+        # the next chunk is read, and the last one written, while this one is scored (pyarrow and
+        # torch release the GIL): one thread each, so chunks stay in order and memory stays bounded
+        reader = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="kddad-read"))
+        writing = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="kddad-write"))
+        ahead, pending = reader.submit(next, chunks, None), [None]
+        while (chunk := ahead.result()) is not None:
+            ahead = reader.submit(next, chunks, None)
             for col, counts in det.encoder.unknown_categories(chunk).items():
                 summary.unseen.setdefault(col, Counter()).update(counts)
             X = det.encoder.transform(chunk, str(input), report_unknown=False)
@@ -130,7 +137,10 @@ def score_file(
             table = pa.Table.from_pandas(out, preserve_index=False)
             if writer is None:
                 writer = _writer(output, tmp, table.schema, stack)
-            writer.write_table(table)
+                stack.callback(lambda: pending[0] and wait([pending[0]]))  # no close under a write
+            if pending[0] is not None:
+                pending[0].result()  # a write error surfaces here
+            pending[0] = writing.submit(writer.write_table, table)
             summary.rows += len(out)
             summary.flagged += int(pred.is_outlier.sum())
             if lay.labelled:
@@ -141,6 +151,8 @@ def score_file(
                 )
                 scores.append(pred.instance_score)
             bar.update(len(out))
+        if pending[0] is not None:
+            pending[0].result()
         if writer is None:
             raise DataError(f"{input}: holds no records (a header and nothing else)")
     if summary.unseen:
