@@ -229,7 +229,7 @@ def _lines(mirror: Path, n: int) -> list[str]:
 @pytest.mark.parametrize(
     "case, expected",
     [
-        ("columns", "line 3: expected 42 comma-separated fields, got 41"),
+        ("columns", "line 3: expected 42 comma-separated fields (41 features + label), got 41"),
         ("text", "line 2, column 'src_bytes': expected an integer, got 'abc'"),
         ("truncated", "the file ends early or is corrupt"),
         ("empty", "the file is empty"),

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
 import logging
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,46 +16,11 @@ log = logging.getLogger(__name__)
 _DTYPES = {c: ("float64" if c in schema.FLOAT_COLUMNS else "int64") for c in schema.NUMERIC}
 
 
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-
-
 def _diagnose(path: Path) -> str:
     """Find the first row that does not fit the layout (slow; runs only after a fast parse failed)."""
-    width = None
-    lineno = 0
-    try:
-        with _open_binary(path) as f:
-            for lineno, raw in enumerate(f, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    col = schema.FEATURES[min(raw[: err.start].count(b","), len(schema.FEATURES) - 1)]
-                    return (
-                        f"line {lineno}, column {col!r}: byte {raw[err.start]:#04x} is not UTF-8 text; "
-                        "expected ASCII KDD records"
-                    )
-                row = next(csv.reader([line]), [])
-                if len(row) not in (42, 43) or (width is not None and len(row) != width):
-                    return (
-                        f"line {lineno}: expected {width or 42} comma-separated fields "
-                        f"(41 features + label{', + difficulty' if width == 43 else ''}), got {len(row)}"
-                    )
-                width = width or len(row)
-                for col, value in zip(schema.FEATURES, row):
-                    kind = _DTYPES.get(col)
-                    if kind is None:
-                        continue
-                    try:
-                        float(value) if kind == "float64" else int(value)
-                    except ValueError:
-                        expected = "a number" if kind == "float64" else "an integer"
-                        return f"line {lineno}, column {col!r}: expected {expected}, got {value!r}"
-    except (EOFError, OSError, zlib.error) as err:  # a truncated or corrupt gzip stream
-        return f"line {lineno + 1}: the file ends early or is corrupt ({err})"
-    if lineno == 0:
-        return "the file is empty; expected KDD records (41 features + label per line)"
-    return "the file could not be parsed, but no single bad row was found"
+    from kddad.data.records import diagnose
+
+    return diagnose(path, None, header=False)
 
 
 def label_category(labels: pd.Series) -> pd.Series:

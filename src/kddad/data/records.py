@@ -145,28 +145,35 @@ def layout(path: str | Path) -> Layout:
     return Layout(path, _headerless(path, len(first)), header=False)
 
 
+def _fields(width: int | None) -> str:
+    what = {41: "41 features", 42: "41 features + label", 43: "41 features + label, + difficulty"}
+    return f"{width or 42} comma-separated fields ({what.get(width or 42)})"
+
+
 def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
     """The first line that does not fit ``columns`` (None: 42 or 43 KDD columns, as the first
     line has), and why. Slow: runs only after a fast parse failed."""
     width = len(columns) if columns is not None else None
+    names = columns or (*schema.FEATURES, schema.LABEL, DIFFICULTY)
     lineno = 0
     try:
         with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
             for lineno, raw in enumerate(f, start=1):
-                names = columns or (*schema.FEATURES, schema.LABEL, DIFFICULTY)
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as err:
                     col = names[min(raw[: err.start].count(b","), len(names) - 1)]
-                    return f"line {lineno}, column {col!r}: byte {raw[err.start]:#04x} is not UTF-8 text"
+                    return (
+                        f"line {lineno}, column {col!r}: byte {raw[err.start]:#04x} is not UTF-8 text; "
+                        "expected ASCII KDD records"
+                    )
                 if header and lineno == 1:
                     continue
                 row = next(csv.reader([line]), [])
-                if columns is None and width is None and len(row) in (42, 43):
+                if width is None and len(row) in (42, 43):
                     width = len(row)
                 if len(row) != width:
-                    expected = width or "42 or 43"
-                    return f"line {lineno}: expected {expected} comma-separated fields, got {len(row)}"
+                    return f"line {lineno}: expected {_fields(width)}, got {len(row)}"
                 for col, value in zip(names, row):
                     kind = _TYPES.get(col) if col != schema.LABEL else None
                     if kind is None or kind == pa.string():
@@ -179,7 +186,7 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
     except (EOFError, OSError, zlib.error) as err:  # a truncated or corrupt gzip stream
         return f"line {lineno + 1}: the file ends early or is corrupt ({err})"
     if lineno == 0:
-        return "the file is empty; expected KDD records"
+        return "the file is empty; expected KDD records (41 features, optionally label)"
     return "the file could not be parsed, but no single bad row was found"
 
 
