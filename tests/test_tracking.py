@@ -203,3 +203,30 @@ def test_stages_log_to_a_real_mlflow_server(project, mlflow_server):
     assert version.version == "1" and version.run_id == runs[0].info.run_id
     [model] = client.search_logged_models([runs[0].info.experiment_id])
     assert model.source_run_id == runs[0].info.run_id and model.name == "detector"
+
+
+def _log_dataset_at_once(uri: str, barrier) -> str:
+    from kddad.config import TrackingConfig
+
+    tracker = Tracker(TrackingConfig(uri=uri, experiment="race"))
+    run = tracker.client.create_run(tracker.experiment_id()).info.run_id
+    barrier.wait()
+    tracker.log_dataset(run, {"name": "kddcup99", "sha256": "8045aca0d84e70e6" * 4, "file": "f.gz"}, "training")
+    return run
+
+
+def test_parallel_jobs_record_the_same_dataset(tmp_path):
+    """joblib/SLURM jobs start together: each run gets the data set, though only one insert wins."""
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    Tracker(config.TrackingConfig(uri=uri, experiment="race")).experiment_id()  # the store exists
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(6)
+        with ctx.Pool(6) as pool:
+            runs = pool.starmap(_log_dataset_at_once, [(uri, barrier)] * 6)
+    client = MlflowClient(uri)
+    for run in runs:
+        [data] = client.get_run(run).inputs.dataset_inputs
+        assert data.dataset.digest == "8045aca0d84e70e6"

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -290,8 +291,6 @@ class Tracker:
     def log_metrics(self, run_id: str | None, metrics: Mapping[str, Any], step: int = 0) -> None:
         if not run_id:
             return
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -326,7 +325,19 @@ class Tracker:
             profile=json.dumps({k: data[k] for k in ("file", "sha256", "split", "split_seed", "rows") if k in data}),
         )
         tag = InputTag("mlflow.data.context", context)
-        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[tag])])
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(1, 4):
+            try:
+                self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[tag])])
+                return
+            except MlflowException as err:
+                # parallel jobs (joblib, SLURM) record the same data set at once: the store's unique
+                # key lets one insert win and the others fail; the next try links the row that won
+                if attempt == 3:
+                    log.warning("MLflow run %s: the dataset input was not recorded (%s)", run_id, err)
+                    return
+                time.sleep(0.2 * attempt)
 
     def finish(self, run_id: str | None, status: str = "FINISHED") -> None:
         if run_id:
