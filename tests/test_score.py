@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import KDD10, ROOT, copy_repo, use_preset
+from conftest import KDD10, ROOT, copy_repo, use_preset, write_head
 from mlflow import MlflowClient
 
 from kddad.command import main
@@ -101,12 +101,15 @@ def test_readme_command_scores_the_raw_file_row_for_row(repo, detector, mirror):
     _same(got.head(5000).reset_index(drop=True), _expected(detector, raw.head(5000)))
 
 
-@pytest.mark.parametrize("variant", ["nslkdd", "header_no_label", "parquet"])
+@pytest.mark.parametrize("variant", ["kdd_slice", "nslkdd", "header_no_label", "parquet"])
 def test_score_equals_detector_predict(repo, detector, mirror, tmp_path, variant):
     path, _ = repo
     test = read_kdd(mirror / "KDDTest+.txt")
     records = pd.read_csv(mirror / "KDDTest+.txt", header=None)
-    if variant == "nslkdd":
+    if variant == "kdd_slice":  # 5,000 rows of the raw KDD Cup 99 file, gzipped as distributed
+        src = write_head(mirror / KDD10, tmp_path / "slice.gz", 5000)
+        test = read_kdd(src)
+    elif variant == "nslkdd":
         src = mirror / "KDDTest+.txt"
     elif variant == "header_no_label":
         unlabelled = records.iloc[:, :41].copy()
