@@ -64,13 +64,19 @@ def test_unknown_suffix_and_wrong_width_are_named(tmp_path):
         layout(src)
 
 
+def _edited(mirror, rows: int, line: int, field: int, value: str) -> list[str]:
+    """The first ``rows`` lines of the real 10% file, with one field of 0-based ``line`` replaced."""
+    with gzip.open(mirror / KDD10, "rt") as f:
+        lines = [next(f) for _ in range(rows)]
+    fields = lines[line].split(",")
+    fields[field] = value
+    lines[line] = ",".join(fields)
+    return lines
+
+
 def test_a_fault_deep_in_a_big_file_names_its_line(mirror, tmp_path):
     """Chunks are streamed: the line number counts across chunks (and the header)."""
-    with gzip.open(mirror / KDD10, "rt") as f:
-        lines = [next(f) for _ in range(200_000)]
-    fields = lines[149_999].split(",")
-    fields[22] = "many"  # count
-    lines[149_999] = ",".join(fields)
+    lines = _edited(mirror, 200_000, 149_999, schema.FEATURES.index("count"), "many")
     src = tmp_path / "big.csv.gz"
     with gzip.open(src, "wt") as f:
         f.write(",".join([*schema.FEATURES, "label"]) + "\n")
@@ -83,11 +89,7 @@ def test_a_fault_deep_in_a_big_file_names_its_line(mirror, tmp_path):
 
 
 def test_out_of_range_values_are_named_with_their_line(mirror, tmp_path):
-    with gzip.open(mirror / KDD10, "rt") as f:
-        lines = [next(f) for _ in range(120_000)]
-    fields = lines[110_000].split(",")
-    fields[24] = "1.5"  # serror_rate
-    lines[110_000] = ",".join(fields)
+    lines = _edited(mirror, 120_000, 110_000, schema.FEATURES.index("serror_rate"), "1.5")
     src = tmp_path / "r.csv"
     src.write_text("".join(lines))
     with pytest.raises(DataError, match=r"line 110001, column 'serror_rate': expected a rate in \[0, 1\], got 1.5"):
