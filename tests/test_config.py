@@ -30,6 +30,8 @@ def test_every_option_of_every_group_composes_and_validates():
     for group in groups:
         for option in group.glob("*.yaml"):
             extra = ["dataset.path=/some/file.txt"] if option.stem == "local" else []
+            if (group.name, option.stem) == ("split", "test_file"):  # needs a test file: dataset=nslkdd
+                extra = ["dataset=nslkdd"]
             text = config.compose_yaml(ROOT / "conf", [f"{group.name}={option.stem}", *extra])
             cfg = config.validate(yaml.safe_load(text))
             if group.name == "hparams_search":  # touches Hydra's sweeper only, never the params DVC reads
@@ -151,3 +153,27 @@ def test_slurm_launcher_config_composes():
 )
 def test_threshold_and_evaluate_score_on_the_device_training_used(accelerator, devices, expected):
     assert config.TrainerConfig(accelerator=accelerator, devices=devices).scoring_device == expected
+
+
+def test_nslkdd_selects_its_protocol_and_the_two_go_together():
+    cfg = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["dataset=nslkdd"])))
+    assert cfg.split.protocol == "test_file" and cfg.dataset.test.raw_name == "KDDTest+.txt"
+    raw = _default()
+    raw["split"] = cfg.split.model_dump()  # protocol test_file, without a test file
+    with pytest.raises(ConfigError, match="protocol test_file and a test file go together"):
+        config.validate(raw)
+    raw = cfg.model_dump()
+    raw["split"]["protocol"] = "grouped"
+    with pytest.raises(ConfigError, match="split.pools.test: protocol grouped"):
+        config.validate(raw)
+    raw["split"]["pools"]["test"] = 0.3
+    with pytest.raises(ConfigError, match="go together"):
+        config.validate(raw)
+    raw = cfg.model_dump()
+    raw["split"]["test"]["n"] = 500
+    with pytest.raises(ConfigError, match="split.test: protocol test_file tests on all of dataset.test"):
+        config.validate(raw)
+    raw = cfg.model_dump()
+    raw["dataset"]["test"]["filename"] = raw["dataset"]["filename"]
+    with pytest.raises(ConfigError, match="dataset.test: names the main file again"):
+        config.validate(raw)

@@ -26,13 +26,19 @@ ALIBI18 = {"name": "alibi18", "numeric": list(schema.ALIBI18), "categorical": []
 def test_three_stages_write_their_outputs(cfg, mirror, tmp_path):
     paths = Paths(tmp_path)
     c = _cfg(cfg, mirror, features=ALIBI18)
-    assert download(c, paths) == tmp_path / "data/raw" / KDD10
+    assert download(c, paths) == [tmp_path / "data/raw" / KDD10]
     report = split(c, paths)
     assert sorted(p.name for p in paths.split.iterdir()) == [
-        f"{s}.parquet" for s in ("attacks", "test", "threshold", "train", "val")
+        f"{s}.parquet" for s in ("attacks", "test", "threshold", "threshold_attacks", "train", "val")
     ]
     assert json.loads((paths.reports / "split.json").read_text()) == report
-    assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
+    assert report["identical_to_train"]["on_all41"] == {
+        "val": 0,
+        "threshold": 0,
+        "test": 0,
+        "attacks": 0,
+        "threshold_attacks": 0,
+    }
     encode(c, paths)
     meta = json.loads((paths.features / "meta.json").read_text())
     assert meta["rows"] == report["rows"] and len(meta["feature_names"]) == 18
@@ -71,7 +77,7 @@ def test_local_dataset_from_a_slice_of_the_real_file(cfg, mirror, tmp_path):
         dataset={"name": "local", "path": str(src), "filename": None, "sha256": None, "rows": None, "urls": []},
         split={"threshold": {"n": 1000, "perc_outlier": 5}, "test": {"n": 2000, "perc_outlier": 10}},
     )
-    assert download(c, paths).name == "capture.txt"
+    assert [p.name for p in download(c, paths)] == ["capture.txt"]
     report = split(c, paths)
     assert report["rows_in"] == 60000 and report["rows"]["test"] == 2000
 

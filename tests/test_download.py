@@ -111,3 +111,34 @@ def test_http_download_falls_through_failing_sources(http_server, tmp_path):
 def test_http_404_is_reported(http_server, tmp_path):
     with pytest.raises(DownloadError, match="404"):
         fetch(KDD10, tmp_path / "raw", sha256=SHA, urls=[f"{http_server}/no-such-file.gz"])
+
+
+def test_a_copy_whose_bytes_differ_passes_on_its_records_and_a_changed_record_fails(mirror, tmp_path, caplog):
+    """NSL-KDD's KDDTest+ circulates with 0.00 and with 0.0: dataset=nslkdd pins the records."""
+    import re
+
+    from kddad.data.read import records_sha256
+
+    copy = tmp_path / "mirror"
+    copy.mkdir()
+    text = (mirror / "KDDTest+.txt").read_text()
+    (copy / "KDDTest+.txt").write_text(re.sub(r"(?<=,)(\d\.\d)(?=,)", r"\g<1>0", text))
+    want = records_sha256(mirror / "KDDTest+.txt")
+    caplog.set_level("INFO")
+    got = fetch(
+        "KDDTest+.txt",
+        tmp_path / "raw",
+        sha256=sha256sum(mirror / "KDDTest+.txt"),
+        records_sha256=want,
+        mirror=str(copy),
+    )
+    assert got.read_text() != text and "records sha256" in caplog.text and "bytes differ" in caplog.text
+    # one value changed: neither checksum holds, both are named, nothing is left
+    first, rest = text.split("\n", 1)
+    fields = first.split(",")
+    fields[4] = str(int(fields[4]) + 1)  # src_bytes of the first record
+    (copy / "KDDTest+.txt").write_text(",".join(fields) + "\n" + rest)
+    with pytest.raises(DownloadError) as err:
+        fetch("KDDTest+.txt", tmp_path / "raw2", sha256=None, records_sha256=want, mirror=str(copy))
+    assert "records sha256 mismatch" in str(err.value) and str(copy / "KDDTest+.txt") in str(err.value)
+    assert not (tmp_path / "raw2").exists() or not any((tmp_path / "raw2").iterdir())

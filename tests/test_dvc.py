@@ -113,3 +113,23 @@ def test_exp_run_reruns_only_what_depends_on_the_change(repo):
     f1s = [run["data"]["metrics"]["reports/metrics.json"]["data"]["f1"] for e in exps for run in e["revs"]]
     assert len(f1s) == 4 and all(0 <= f <= 1 for f in f1s)  # a comparable row per experiment
     assert dropped == [0] * (len(dropped) - 1) + [494021 - 145586]  # only the dedupe experiment
+
+
+def test_exp_run_nslkdd_runs_the_official_protocol_end_to_end(repo):
+    """`dvc exp run -S dataset=nslkdd` from a fresh clone: KDDTrain+ trains, all of KDDTest+ tests."""
+    path, env = repo
+    dvc = [sys.executable, "-m", "dvc"]
+    assert _ran(_run([*dvc, "exp", "run", "-S", "dataset=nslkdd"], path, env)) == set(STAGES)
+    assert {p.name for p in (path / "data/raw").iterdir()} == {"KDDTrain+_20Percent.txt", "KDDTest+.txt"}
+    split = json.loads((path / "reports/split.json").read_text())
+    assert split["protocol"] == "test_file" and split["rows"]["test"] == 22544 and split["rows_in"] == 25192
+    m = json.loads((path / "reports/metrics.json").read_text())
+    assert m["test"]["rows"] == 22544 and m["test"]["outliers"] == 12833
+    assert set(m["test"]["categories"]) == {"dos", "probe", "r2l", "u2r", "macro", "inliers"}
+    assert m["test"]["categories"]["u2r"]["rows"] == 67 and 0.5 < m["roc_auc"] <= 1
+    hard = m["test_difficulty_below_21"]
+    assert hard["rows"] == 11850 and hard["outliers"] + hard["categories"]["inliers"]["rows"] == 11850
+    # attack types never seen in training are reported by name
+    assert {"mscan", "apache2", "snmpguess"} <= set(m["test"]["recall_by_attack"])
+    plots = json.loads(_run([*dvc, "plots", "show", "--json"], path, env, stdout_only=True))
+    assert not plots.get("errors") and "roc_by_category.csv" in str(plots["data"])

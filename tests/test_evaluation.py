@@ -1,10 +1,20 @@
 """Metrics on a hand-made case, checked by hand and against scikit-learn."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from kddad.evaluation import detection_metrics, pr_points, roc_points
+from kddad.evaluation import (
+    FPR_TARGETS,
+    category_metrics,
+    category_roc,
+    detection_metrics,
+    first_occurrences,
+    pr_points,
+    recall_at_fpr,
+    roc_points,
+)
 
 
 def test_metrics_on_a_hand_made_case():
@@ -24,11 +34,19 @@ def test_metrics_on_a_hand_made_case():
     assert m["pr_auc"] == pytest.approx(skm.average_precision_score(y, scores))
     # ROC-AUC by hand: of the 24 (outlier, normal) pairs, the outlier scores higher in 5 + 5 + 4 + 6
     assert m["roc_auc"] == pytest.approx(20 / 24)
-    assert m["recall_by_category"] == {
-        "dos": {"recall": 1.0, "rows": 2},
-        "probe": {"recall": 1.0, "rows": 1},
-        "r2l": {"recall": 0.0, "rows": 1},
+    cats = m["categories"]
+    assert [c for c in cats] == ["dos", "probe", "r2l", "macro", "inliers"]
+    assert {c: (cats[c]["rows"], cats[c]["recall"]) for c in ("dos", "probe", "r2l")} == {
+        "dos": (2, 1.0),
+        "probe": (1, 1.0),
+        "r2l": (1, 0.0),
     }
+    # each category against the 6 normals: dos (0.8, 0.7) beats 5 and 5 of them, r2l (0.35) 4, probe 6
+    assert cats["dos"]["roc_auc"] == pytest.approx(10 / 12) and cats["r2l"]["roc_auc"] == pytest.approx(4 / 6)
+    assert cats["probe"]["roc_auc"] == 1.0
+    assert cats["macro"]["roc_auc"] == pytest.approx((10 / 12 + 1 + 4 / 6) / 3)
+    assert cats["macro"]["recall"] == pytest.approx(2 / 3) and cats["macro"]["categories"] == 3
+    assert cats["inliers"] == {"rows": 6, "fpr": pytest.approx(1 / 6)}
     assert m["recall_by_attack"]["guess_passwd"] == {"recall": 0.0, "rows": 1}
     assert set(m["recall_by_attack"]) == {"smurf", "neptune", "guess_passwd", "satan"}
 
@@ -55,5 +73,35 @@ def test_per_category_recall_follows_the_outlier_class_when_normal_traffic_is_th
     category = np.array(["normal", "normal", "normal", "dos", "dos", "probe"])
     label = np.array(["normal", "normal", "normal", "smurf", "smurf", "satan"])
     m = detection_metrics(y, scores, 0.5, category, label)
-    assert m["recall_by_category"] == {"normal": {"recall": pytest.approx(2 / 3), "rows": 3}}
+    assert m["categories"]["normal"]["recall"] == pytest.approx(2 / 3) and m["categories"]["normal"]["rows"] == 3
+    assert m["categories"]["macro"]["roc_auc"] == pytest.approx(m["roc_auc"])  # one category: the whole
     assert m["recall_by_attack"] == {"normal": {"recall": pytest.approx(2 / 3), "rows": 3}}
+
+
+def test_recall_at_a_fixed_false_positive_rate_never_flags_more_normals_than_allowed():
+    rng = np.random.default_rng(1)
+    normal, attack = rng.normal(size=10_000), rng.normal(2, 1, size=500)
+    for fpr in FPR_TARGETS:
+        got = recall_at_fpr(normal, attack, fpr)
+        cut = np.quantile(normal, 1 - fpr, method="higher")
+        assert (normal > cut).mean() <= fpr and got >= (attack > cut).mean()
+        # the ROC curve agrees: its best recall at a false-positive rate ≤ fpr is this one
+        curve = category_roc(
+            np.r_[np.zeros(10_000), np.ones(500)], np.r_[normal, attack], np.array(["x"] * 10_500), np.array([fpr])
+        )
+        assert curve["x"].iloc[0] == pytest.approx(got)
+
+
+def test_a_category_of_one_row_is_reported_with_its_count_and_counts_in_the_macro():
+    y = np.array([0] * 100 + [1] * 51)
+    scores = np.r_[np.linspace(0, 1, 100), np.full(50, 5.0), 0.5]
+    category = np.array(["normal"] * 100 + ["dos"] * 50 + ["u2r"])
+    cats = category_metrics(y, scores, 0.9, category)
+    assert cats["u2r"]["rows"] == 1 and cats["u2r"]["roc_auc"] == pytest.approx(0.5, abs=0.01)
+    assert cats["dos"]["roc_auc"] == 1.0
+    assert cats["macro"]["roc_auc"] == pytest.approx((1 + cats["u2r"]["roc_auc"]) / 2)
+
+
+def test_the_distinct_rows_view_counts_a_repeated_row_once():
+    frame = pd.DataFrame({"a": [1, 1, 1, 2, 3, 3], "label": ["x", "x", "x", "x", "y", "z"]})
+    assert first_occurrences(frame, ["a", "label"]).tolist() == [True, False, False, True, True, True]

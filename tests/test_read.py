@@ -1,10 +1,11 @@
 import gzip
+import re
 
 import pytest
 from conftest import KDD10, write_head
 
 from kddad.data import schema
-from kddad.data.read import read_kdd
+from kddad.data.read import read_kdd, records_sha256
 from kddad.errors import DataError
 
 
@@ -27,7 +28,8 @@ def test_full_file_parses_into_typed_named_columns(kdd):
 
 def test_nsl_kdd_with_difficulty_column_and_unseen_attacks(mirror):
     df = read_kdd(mirror / "KDDTest+.txt")
-    assert len(df) == 22544 and "difficulty" not in df.columns
+    assert len(df) == 22544 and df["difficulty"].dtype == "int64" and df["difficulty"].between(0, 21).all()
+    assert (df["difficulty"] < 21).sum() == 11850  # KDDTest-21's published size
     assert set(df["category"]) <= set(schema.CATEGORIES)
     assert (df.loc[df["label"] == "mscan", "category"] == "probe").all()
 
@@ -70,3 +72,20 @@ def test_missing_value_names_line_and_column(mirror, tmp_path, field, col):
     path = _corrupt(mirror, tmp_path, 9, field, "\n" if field == 41 else "")
     with pytest.raises(DataError, match=f"line 9, column '{col}': missing value"):
         read_kdd(path)
+
+
+def test_records_checksum_agrees_across_number_formats_and_catches_a_changed_value(mirror, tmp_path):
+    """The distributed KDDTest+ writes 0.00 where this copy writes 0.0: same records, other bytes."""
+    lines = (mirror / "KDDTest+.txt").read_text().splitlines(keepends=True)[:300]
+    two = tmp_path / "two_decimals.txt"
+    two.write_text("".join(re.sub(r"(?<=,)(\d\.\d)(?=,)", r"\g<1>0", line) for line in lines))
+    one = tmp_path / "one_decimal.txt"
+    one.write_text("".join(lines))
+    assert one.read_bytes() != two.read_bytes() and ",0.00," in two.read_text()
+    assert records_sha256(one) == records_sha256(two)
+    changed = lines.copy()
+    fields = changed[7].split(",")
+    fields[4] = str(int(fields[4]) + 1)  # src_bytes of one row
+    changed[7] = ",".join(fields)
+    (tmp_path / "changed.txt").write_text("".join(changed))
+    assert records_sha256(tmp_path / "changed.txt") != records_sha256(one)

@@ -5,6 +5,7 @@ from conftest import ROOT
 
 from kddad.config import SplitConfig
 from kddad.data import schema
+from kddad.data.read import read_kdd
 from kddad.data.split import identical_rows, row_keys, split
 from kddad.errors import ConfigError
 
@@ -17,11 +18,17 @@ def default_split(kdd):
 def test_default_split_never_leaks(default_split):
     frames, report = default_split
     for cols in (schema.ALIBI18, schema.FEATURES):
-        assert identical_rows(frames, cols) == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
+        assert identical_rows(frames, cols) == {
+            "val": 0,
+            "threshold": 0,
+            "test": 0,
+            "attacks": 0,
+            "threshold_attacks": 0,
+        }
     assert identical_rows(
         {"threshold": frames["threshold"], "test": frames["test"]}, schema.ALIBI18, of="threshold"
     ) == {"test": 0}
-    assert report["identical_to_train"]["on_group_by"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
+    assert set(report["identical_to_train"]["on_group_by"].values()) == {0}
     assert identical_rows(
         {"threshold": frames["threshold"], "attacks": frames["attacks"]}, schema.ALIBI18, of="threshold"
     ) == {"attacks": 0}
@@ -41,7 +48,7 @@ def test_default_split_sizes_and_outlier_fractions(default_split):
     # drawn without replacement: no source row twice
     for f in frames.values():
         assert f["row"].is_unique
-    rows = np.concatenate([f["row"].to_numpy() for name, f in frames.items() if name != "attacks"])
+    rows = np.concatenate([f["row"].to_numpy() for name, f in frames.items() if "attacks" not in name])
     assert len(np.unique(rows)) == len(rows)
 
 
@@ -49,7 +56,7 @@ def test_identical_rows_always_share_a_split(kdd, default_split):
     frames, _ = default_split
     where = {}
     for name, f in frames.items():
-        if name == "attacks":  # a superset of the test set's attacks, by design
+        if "attacks" in name:  # supersets of the test set's and threshold batch's attacks, by design
             continue
         for key in row_keys(f, schema.ALIBI18):
             assert where.setdefault(key, name) == name
@@ -84,7 +91,15 @@ def test_impossible_batch_size_names_the_key(kdd):
 def test_alibi_example_preset_reproduces_the_leaky_protocol(kdd):
     preset = SplitConfig(**yaml.safe_load((ROOT / "conf/split/alibi_example.yaml").read_text()))
     frames, report = split(kdd, preset)
-    assert report["rows"] == {"train": 400000, "val": 40000, "threshold": 1000, "test": 1000, "attacks": 494021 - 97278}
+    attacks = 494021 - 97278
+    assert report["rows"] == {
+        "train": 400000,
+        "val": 40000,
+        "threshold": 1000,
+        "test": 1000,
+        "attacks": attacks,
+        "threshold_attacks": attacks,
+    }
     assert report["outliers"]["threshold"] == 50 and report["outliers"]["test"] == 100
     assert frames["train"]["row"].duplicated().any()  # 400,000 from 97,278: with replacement
     assert not frames["test"]["row"].duplicated().any()  # a 1,000-row batch: without
@@ -169,3 +184,38 @@ def test_an_anomaly_share_too_small_to_draw_one_row_is_refused(kdd):
     cfg = _preset("kddrev").model_copy(update={"outlier_frac": 1e-6})
     with pytest.raises(ConfigError, match=r"split\.inlier=normal: 97278 inlier and 0 anomaly rows"):
         split(kdd, cfg)
+
+
+def test_threshold_attacks_are_every_attack_of_the_threshold_pool_and_no_test_row(default_split):
+    frames, _ = default_split
+    pool = frames["threshold_attacks"]
+    assert pool["is_outlier"].all() and len(pool) > 1000
+    in_batch = frames["threshold"].loc[frames["threshold"]["is_outlier"] == 1, "row"]
+    assert set(in_batch) <= set(pool["row"])
+    assert not set(pool["row"]) & set(frames["attacks"]["row"])
+    assert identical_rows({"pool": pool, "test": frames["test"]}, schema.ALIBI18, of="pool") == {"test": 0}
+    assert {"r2l", "u2r"} <= set(pool["category"])  # rare categories to choose on, outside the test split
+
+
+def test_test_file_protocol_tests_on_the_whole_file_and_splits_the_main_one(mirror):
+    """NSL-KDD's protocol: KDDTrain+ gives train/val (normal rows) and the threshold batch; KDDTest+ is the test."""
+    train_file, test_file = read_kdd(mirror / "KDDTrain+_20Percent.txt"), read_kdd(mirror / "KDDTest+.txt")
+    cfg = SplitConfig(**yaml.safe_load((ROOT / "conf/split/test_file.yaml").read_text()))
+    frames, report = split(train_file, cfg, test_file)
+    assert len(frames["test"]) == 22544 and frames["test"]["row"].tolist() == list(range(22544))
+    assert frames["test"]["difficulty"].tolist() == test_file["difficulty"].tolist()
+    assert len(frames["attacks"]) == int(test_file["is_outlier"].sum())
+    for name in ("train", "val", "threshold", "threshold_attacks"):  # all from the training file
+        assert set(frames[name]["row"]) <= set(range(25192))
+    assert frames["train"]["is_outlier"].sum() == 0 and frames["val"]["is_outlier"].sum() == 0
+    assert len(frames["threshold"]) == 2000 and frames["threshold"]["is_outlier"].sum() == 100
+    used = set(frames["train"]["row"]) | set(frames["val"]["row"])
+    assert not used & set(frames["threshold"]["row"]) and not used & set(frames["threshold_attacks"]["row"])
+    # every normal row of the training file trains, validates or waits in the threshold pool
+    pool_normals = report["pools"]["threshold"]["rows"] - len(frames["threshold_attacks"])
+    assert len(used) + pool_normals == int((train_file["is_outlier"] == 0).sum())
+    assert report["pools"]["test"]["rows"] == 0
+    with pytest.raises(ConfigError, match="test_file"):
+        split(train_file, cfg)  # no test file
+    with pytest.raises(ConfigError, match="test_file"):
+        split(train_file, SplitConfig(), test_file)  # a test file the protocol would ignore

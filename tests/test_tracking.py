@@ -7,6 +7,8 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import compose
 from mlflow.tracking import MlflowClient
@@ -21,6 +23,7 @@ from kddad.tracking import Tracker, flatten, resolve_uri
 FIGURES = {
     "confusion_matrix.png",
     "roc.png",
+    "roc_by_category.png",
     "precision_recall.png",
     "instance_scores.png",
     "top_outlier_features.png",
@@ -58,6 +61,11 @@ def test_one_run_spans_the_stages_with_config_metrics_and_artifacts(project):
     for key in ("f1", "precision", "recall", "roc_auc", "pr_auc"):
         assert run.data.metrics[key] == pytest.approx(metrics[key])
     assert run.data.metrics["test.confusion.tp"] == metrics["test"]["confusion"]["tp"]
+    assert run.data.metrics["macro_roc_auc"] == pytest.approx(metrics["macro_roc_auc"])
+    r2l = metrics["heldout_attacks"]["categories"]["r2l"]
+    assert run.data.metrics["heldout_attacks.categories.r2l.recall_at_fpr.0.01"] == pytest.approx(
+        r2l["recall_at_fpr"]["0.01"]
+    )
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
     assert run.data.metrics["threshold"] == pytest.approx(json.loads(paths.threshold.read_text())["threshold"])
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -72,18 +80,30 @@ def test_evaluation_outputs_for_dvc(project):
     metrics = json.loads((paths.reports / "metrics.json").read_text())
     assert {"f1", "precision", "recall", "roc_auc", "pr_auc", "test", "heldout_attacks"} <= set(metrics)
     assert metrics["test"]["rows"] == 20000 and metrics["test"]["outliers"] == 2000
-    assert set(metrics["test"]["recall_by_category"]) <= {"dos", "probe", "r2l", "u2r"}
+    assert set(metrics["test"]["categories"]) <= {"dos", "probe", "r2l", "u2r", "macro", "inliers"}
     held = metrics["heldout_attacks"]
     assert held["outliers"] > 2000  # every held-out attack, not a sample
-    assert set(held["recall_by_category"]) == {"dos", "probe", "r2l", "u2r"}
+    assert set(held["categories"]) == {"dos", "probe", "r2l", "u2r", "macro", "inliers"}
+    attack_cats = ("dos", "probe", "r2l", "u2r")
+    assert metrics["macro_roc_auc"] == pytest.approx(np.mean([held["categories"][c]["roc_auc"] for c in attack_cats]))
     for view in (held, metrics["test"]):
-        assert sum(v["rows"] for v in view["recall_by_category"].values()) == view["outliers"]
+        cats = {k: v for k, v in view["categories"].items() if k not in ("macro", "inliers")}
+        assert sum(v["rows"] for v in cats.values()) == view["outliers"]
         assert sum(v["rows"] for v in view["recall_by_attack"].values()) == view["outliers"]
-        flagged = sum(round(v["recall"] * v["rows"]) for v in view["recall_by_category"].values())
-        assert flagged == view["confusion"]["tp"]
+        assert sum(round(v["recall"] * v["rows"]) for v in cats.values()) == view["confusion"]["tp"]
+        assert view["categories"]["inliers"]["fpr"] == pytest.approx(view["fpr"])
+        # the distinct-rows view counts each row once: fewer rows, never more
+        assert view["distinct"]["outliers"] <= view["outliers"] and view["distinct"]["rows"] < view["rows"]
+    op = metrics["operating_point"]
+    assert op["fpr_test_normals"] == metrics["test"]["fpr"]
+    assert op["recall"] == {c: held["categories"][c]["recall"] for c in attack_cats}
+    # the threshold pool: the threshold batch's normals and every threshold-pool attack, none of them test rows
+    pool = metrics["threshold_pool"]
+    assert pool["outliers"] > 500 and pool["categories"]["inliers"]["rows"] == pool["rows"] - pool["outliers"]
+    curves = pd.read_csv(paths.reports / "plots" / "roc_by_category.csv")
+    assert list(curves.columns) == ["fpr", *attack_cats] and curves["fpr"].is_monotonic_increasing
+    assert (curves[list(attack_cats)].diff().fillna(0) >= 0).all().all()  # each ROC rises
     # the DVC confusion plot counts every test row, as metrics.json does
-    import pandas as pd
-
     conf = pd.read_csv(paths.reports / "plots" / "confusion.csv")
     c = metrics["test"]["confusion"]
     assert ((conf.actual == "normal") & (conf.predicted == "outlier")).sum() == c["fp"]

@@ -1,4 +1,9 @@
-"""Detection metrics at a threshold, and the curves DVC plots and the figures draw."""
+"""Detection metrics at a threshold, per attack category too, and the curves DVC plots and figures draw.
+
+Per category, each attack category is scored against the same normal rows: its ROC-AUC, PR-AUC,
+recall at the operating threshold and recall at fixed false-positive rates. The macro average
+weighs every category present equally, so DoS's hundreds of thousands of rows cannot carry it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+
+from kddad.data import schema
 
 
 def detection_metrics(
@@ -18,8 +25,9 @@ def detection_metrics(
 ) -> dict[str, Any]:
     """F1, precision, recall, accuracy, ROC-AUC, PR-AUC, FPR and confusion counts at ``threshold``.
 
-    With ``category``/``label`` (per row), also the recall of each category and type of the
-    outlier rows: which attacks slip through (under ``split=dagmm``, the outliers are normal traffic).
+    With ``category`` (per row), also :func:`category_metrics` under ``categories``; with
+    ``label``, the recall of each attack type: which attacks slip through (under ``split=dagmm``
+    the outliers are normal traffic).
     """
     y = np.asarray(y).astype(int)
     pred = (np.asarray(scores) > threshold).astype(int)
@@ -38,14 +46,85 @@ def detection_metrics(
         "outliers": int(y.sum()),
         "threshold": float(threshold),
     }
-    for key, names in (("recall_by_category", category), ("recall_by_attack", label)):
-        if names is not None:
-            names = (names if isinstance(names, pd.Series) else pd.Series(np.asarray(names))).reset_index(drop=True)
-            attacks = y == 1
-            groups = pd.DataFrame({"name": names[attacks].reset_index(drop=True), "flagged": pred[attacks]})
-            stats = groups.groupby("name", sort=True)["flagged"].agg(["mean", "size"])
-            out[key] = {str(n): {"recall": float(m), "rows": int(k)} for n, m, k in stats.itertuples()}
+    if category is not None:
+        out["categories"] = category_metrics(y, scores, threshold, category)
+    if label is not None:
+        attacks = y == 1
+        groups = pd.DataFrame({"name": np.asarray(label)[attacks], "flagged": pred[attacks]})
+        stats = groups.groupby("name", sort=True)["flagged"].agg(["mean", "size"])
+        out["recall_by_attack"] = {str(n): {"recall": float(m), "rows": int(k)} for n, m, k in stats.itertuples()}
     return out
+
+
+#: The fixed false-positive rates at which each category's recall is reported.
+FPR_TARGETS = (0.001, 0.01, 0.05)
+_ORDER = {c: i for i, c in enumerate(schema.CATEGORIES)}
+
+
+def recall_at_fpr(normal: np.ndarray, outlier: np.ndarray, fpr: float) -> float:
+    """Share of ``outlier`` scores above the lowest threshold that flags at most ``fpr`` of ``normal``."""
+    n = len(normal)
+    allowed = min(int(fpr * n + 1e-9), n - 1)  # normal rows that may score above the cut
+    cut = np.partition(normal, n - 1 - allowed)[n - 1 - allowed]  # the (allowed + 1)-th highest
+    return float((outlier > cut).mean())
+
+
+def category_metrics(
+    y: np.ndarray, scores: np.ndarray, threshold: float, category: np.ndarray | pd.Series
+) -> dict[str, Any]:
+    """Each outlier category against all the normal rows, and their macro average.
+
+    Per category: ``rows``, ``roc_auc``, ``pr_auc``, ``recall`` at ``threshold`` and
+    ``recall_at_fpr`` (keys "0.001", "0.01", "0.05"). A category of one row is reported with
+    its count like any other. ``macro`` is the unweighted mean over the categories present;
+    ``inliers`` holds the inlier (normal) rows' count and the false-positive rate at ``threshold``.
+    """
+    y = np.asarray(y).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    category = np.asarray(category).astype(str)
+    normal = scores[~y]
+    names = sorted(set(category[y]), key=lambda c: (_ORDER.get(c, len(_ORDER)), c))
+    out: dict[str, Any] = {}
+    for name in names:
+        s = scores[y & (category == name)]
+        entry: dict[str, Any] = {"rows": int(len(s)), "recall": float((s > threshold).mean())}
+        if len(normal):
+            both = np.r_[np.zeros(len(normal)), np.ones(len(s))]
+            joined = np.r_[normal, s]
+            entry["roc_auc"] = float(skm.roc_auc_score(both, joined))
+            entry["pr_auc"] = float(skm.average_precision_score(both, joined))
+            entry["recall_at_fpr"] = {f"{f:g}": recall_at_fpr(normal, s, f) for f in FPR_TARGETS}
+        out[name] = entry
+    if names:
+        present = [out[n] for n in names]
+        macro: dict[str, Any] = {"categories": len(names)}
+        for key in ("roc_auc", "pr_auc", "recall"):
+            if key in present[0]:
+                macro[key] = float(np.mean([e[key] for e in present]))
+        if "recall_at_fpr" in present[0]:
+            macro["recall_at_fpr"] = {
+                f: float(np.mean([e["recall_at_fpr"][f] for e in present])) for f in present[0]["recall_at_fpr"]
+            }
+        out["macro"] = macro
+    out["inliers"] = {"rows": int(len(normal)), "fpr": float((normal > threshold).mean()) if len(normal) else 0.0}
+    return out
+
+
+def first_occurrences(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+    """True for the first row of each distinct value of ``columns``: the distinct-rows view."""
+    return ~frame.duplicated(subset=list(columns), keep="first").to_numpy()
+
+
+def category_roc(y: np.ndarray, scores: np.ndarray, category: np.ndarray | pd.Series, grid: np.ndarray) -> pd.DataFrame:
+    """Each outlier category's best true-positive rate at false-positive rates ≤ ``grid`` (vs all normals)."""
+    y = np.asarray(y).astype(bool)
+    category = np.asarray(category).astype(str)
+    out = {"fpr": grid}
+    for name in sorted(set(category[y]), key=lambda c: (_ORDER.get(c, len(_ORDER)), c)):
+        keep = ~y | (category == name)
+        fpr, tpr, _ = skm.roc_curve(y[keep], scores[keep])
+        out[name] = tpr[np.searchsorted(fpr, grid, side="right") - 1]  # tpr rises with fpr
+    return pd.DataFrame(out)
 
 
 def roc_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:

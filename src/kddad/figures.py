@@ -45,6 +45,35 @@ def roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, path: Path) -> Path:
     return _save(fig, path)
 
 
+CATEGORY_COLORS = {"dos": "#1f77b4", "probe": "#ff7f0e", "r2l": "#d62728", "u2r": "#9467bd", "normal": "#2ca02c"}
+
+
+def roc_by_category(curves, categories: dict, fpr_at_threshold: float, path: Path) -> Path:
+    """One ROC curve per outlier category (against the same normals), log false-positive axis,
+    each marked where the operating threshold puts it: rare categories are not averaged away."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fpr = curves["fpr"].to_numpy()
+    low = max(fpr[fpr > 0].min(), 1e-5)
+    for name in [c for c in curves.columns if c != "fpr"]:
+        info = categories.get(name, {})
+        color = CATEGORY_COLORS.get(name)
+        label = f"{name}: AUC {info.get('roc_auc', float('nan')):.4f}, {info.get('rows', 0):,} rows"
+        ax.plot(np.maximum(fpr, low), curves[name], lw=2, color=color, label=label)
+        if "recall" in info:
+            ax.plot(max(fpr_at_threshold, low), info["recall"], "o", color=color, ms=7, mec="k")
+    ax.axvline(max(fpr_at_threshold, low), color="k", ls=":", lw=1, label=f"threshold: FPR {fpr_at_threshold:.2%}")
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="false-positive rate (normal rows flagged)",
+        ylabel="recall of the category",
+        title="ROC per attack category",
+        xlim=(low, 1),
+        ylim=(0, 1.02),
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
 def precision_recall(recall: np.ndarray, precision: np.ndarray, ap: float, base: float, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ax.plot(recall, precision, lw=2, label=f"PR-AUC (AP) = {ap:.4f}")

@@ -24,15 +24,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DatasetConfig(_Strict):
-    """What file to use: its identity (name, checksum) and where it is published."""
+class DataFileConfig(_Strict):
+    """One raw file: its identity (checksums, rows) and where it is published."""
 
-    name: str = Field(description="A short name for the data set, recorded as the run's `dataset` tag.")
     filename: str | None = Field(
         None, description="File name under data/raw/ and in a mirror folder; null: the basename of `path`."
     )
     sha256: str | None = Field(
-        None, description="Checksum the fetched file must have (64 hex digits); null: not verified."
+        None, description="Checksum the fetched file's bytes must have (64 hex digits); null: not checked."
+    )
+    records_sha256: str | None = Field(
+        None,
+        description="Checksum of the parsed records (values, not bytes: `0.00` and `0.0` agree); a file "
+        "whose bytes miss `sha256` passes if its records match. Null: not checked.",
     )
     rows: PosInt | None = Field(None, description="Rows the file must parse into; null: not checked.")
     urls: list[str] = Field([], description="Canonical download URLs, tried in order after any mirror folder.")
@@ -42,7 +46,7 @@ class DatasetConfig(_Strict):
         "(41 features + label, optionally NSL-KDD's difficulty; text or .gz).",
     )
 
-    @field_validator("sha256")
+    @field_validator("sha256", "records_sha256")
     @classmethod
     def _hex(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", v):
@@ -50,17 +54,34 @@ class DatasetConfig(_Strict):
         return v.lower() if v else v
 
     @model_validator(mode="after")
-    def _source(self) -> DatasetConfig:
+    def _source(self) -> DataFileConfig:
         if self.path is None and not self.urls:
-            raise ValueError("set dataset.path (a local KDD-format file) or dataset.urls")
+            raise ValueError("set path (a local KDD-format file) or urls")
         if self.path is None and self.filename is None:
-            raise ValueError("dataset.filename is required when dataset.path is not set")
+            raise ValueError("filename is required when path is not set")
         return self
 
     @property
     def raw_name(self) -> str:
         """File name under data/raw/."""
         return self.filename or Path(self.path or "").name
+
+
+class DatasetConfig(DataFileConfig):
+    """What data to use: the main file (trained on), and optionally a test file of its own."""
+
+    name: str = Field(description="A short name for the data set, recorded as the run's `dataset` tag.")
+    test: DataFileConfig | None = Field(
+        None,
+        description="A test file of its own (NSL-KDD's KDDTest+): all of it is the test set, and the main "
+        "file gives train, val and the threshold batch (split.protocol=test_file). Null: one file.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_files(self) -> DatasetConfig:
+        if self.test is not None and self.test.raw_name == self.raw_name:
+            raise ValueError(f"dataset.test: names the main file again ({self.raw_name}); expected another file")
+        return self
 
 
 class DownloadConfig(_Strict):
@@ -87,7 +108,9 @@ class PoolsConfig(_Strict):
     """Fractions of the row groups given to each evaluation pool; the rest is train/val."""
 
     threshold: Fraction = Field(0.2, description="Share of groups in the threshold pool.")
-    test: Fraction = Field(0.3, description="Share of groups in the test pool.")
+    test: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.3, description="Share of groups in the test pool (0 under protocol test_file: the test set is a file)."
+    )
 
     @model_validator(mode="after")
     def _room_for_train(self) -> PoolsConfig:
@@ -99,9 +122,10 @@ class PoolsConfig(_Strict):
 class SplitConfig(_Strict):
     """How rows become train / val / threshold / test (see :mod:`kddad.data.split`)."""
 
-    protocol: Literal["grouped", "alibi_example", "dagmm"] = Field(
+    protocol: Literal["grouped", "test_file", "alibi_example", "dagmm"] = Field(
         "grouped",
-        description="grouped: leakage-free pools of row groups (default); alibi_example: alibi-detect's "
+        description="grouped: leakage-free pools of row groups (default); test_file: as grouped without a "
+        "test pool, the test set is dataset.test (NSL-KDD); alibi_example: alibi-detect's "
         "sampling (leaks); dagmm: random halves as in DAGMM/GOAD.",
     )
     seed: NonNegInt = Field(0, description="Seed of the split (independent of the training seed).")
@@ -143,6 +167,18 @@ class SplitConfig(_Strict):
 
     @model_validator(mode="after")
     def _protocol_settings(self) -> SplitConfig:
+        if self.protocol == "grouped" and not self.pools.test:
+            raise ValueError("split.pools.test: protocol grouped draws the test set from this pool; expected > 0")
+        if self.protocol == "test_file":
+            if self.pools.test:
+                raise ValueError(
+                    "split.pools.test: protocol test_file tests on dataset.test, it has no test pool; set it to 0"
+                )
+            if self.test != BatchConfig():
+                raise ValueError(
+                    "split.test: protocol test_file tests on all of dataset.test; leave n, perc_outlier "
+                    "and seed unset (null, 0, null)"
+                )
         if self.protocol != "dagmm":
             for key, default in (
                 ("inlier", "normal"),
@@ -429,6 +465,16 @@ class Config(_Strict):
     early_stopping: EarlyStoppingConfig = Field(EarlyStoppingConfig(), description="Early stopping on val loss.")
     tracking: TrackingConfig = Field(TrackingConfig(), description="MLflow tracking.")
     seed: NonNegInt = Field(0, description="Seed of model initialisation and training (the split has its own).")
+
+    @model_validator(mode="after")
+    def _test_file_protocol(self) -> Config:
+        if (self.dataset.test is None) != (self.split.protocol != "test_file"):
+            raise ValueError(
+                f"split.protocol={self.split.protocol} with dataset.test "
+                f"{'unset' if self.dataset.test is None else 'set'}: protocol test_file and a test file "
+                "go together (dataset=nslkdd selects both)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_leak_through_features(self) -> Config:

@@ -52,17 +52,38 @@ def check_gzip(path: Path) -> None:
         raise DownloadError(f"not a complete gzip file ({err})") from None
 
 
-def verify(path: Path, sha256: str | None, name: str | None = None) -> None:
-    """Raise DownloadError unless the file matches its checksum and, if gzip, unpacks fully.
+def verify(path: Path, sha256: str | None, name: str | None = None, records_sha256: str | None = None) -> str:
+    """Raise DownloadError unless the file matches a checksum and, if gzip, unpacks fully.
 
-    ``name`` is the file's final name (a temporary file's own name says nothing of its format).
+    The bytes' ``sha256`` is checked first; a file whose bytes differ (or with none pinned)
+    passes if its parsed records match ``records_sha256``: copies of NSL-KDD write the same
+    numbers as ``0.00`` or ``0.0``. ``name`` is the file's final name (a temporary file's own
+    name says nothing of its format). Returns how the file was verified, for the log.
     """
+    problems = []
     if sha256 is not None:
         actual = sha256sum(path)
-        if actual != sha256:
-            raise DownloadError(f"sha256 mismatch: expected {sha256}, got {actual}")
-    if (name or path.name).endswith(".gz"):
+        if actual == sha256:
+            if (name or path.name).endswith(".gz"):
+                check_gzip(path)
+            return f"sha256 {sha256}"
+        problems.append(f"sha256 mismatch: expected {sha256}, got {actual}")
+    if (name or path.name).endswith(".gz") and not problems:
         check_gzip(path)
+    if records_sha256 is not None:
+        from kddad.data.read import records_sha256 as records_digest
+        from kddad.errors import DataError
+
+        try:
+            actual = records_digest(path)
+        except DataError as err:
+            raise DownloadError("; ".join([*problems, f"not a KDD file ({err})"])) from None
+        if actual == records_sha256:
+            return f"records sha256 {records_sha256}" + (" (its bytes differ from sha256's)" if problems else "")
+        problems.append(f"records sha256 mismatch: expected {records_sha256}, got {actual}")
+    if problems:
+        raise DownloadError("; ".join(problems))
+    return "no checksum configured"
 
 
 def mirrors(config_mirror: str | None) -> list[Path]:
@@ -100,6 +121,7 @@ def fetch(
     out_dir: Path,
     *,
     sha256: str | None,
+    records_sha256: str | None = None,
     urls: Iterable[str] = (),
     path: str | None = None,
     mirror: str | None = None,
@@ -115,8 +137,8 @@ def fetch(
     target = out_dir / filename
     if target.exists():
         try:
-            verify(target, sha256)
-            log.info("%s: present and verified, nothing to fetch", target)
+            how = verify(target, sha256, records_sha256=records_sha256)
+            log.info("%s: present and verified (%s), nothing to fetch", target, how)
             return target
         except DownloadError as err:
             log.warning("%s: present but %s; removing it and fetching it again", target, err)
@@ -135,10 +157,10 @@ def fetch(
         try:
             log.info("fetching %s from %s %s", filename, src.kind, src.location)
             get(src.location, tmp, timeout_s)
-            verify(tmp, sha256, filename)
+            how = verify(tmp, sha256, filename, records_sha256)
             os.chmod(tmp, 0o644)  # mkstemp made it private
             os.replace(tmp, target)
-            log.info("%s: verified%s", target, f" (sha256 {sha256})" if sha256 else " (no sha256 configured)")
+            log.info("%s: verified (%s)", target, how)
             return target
         except DownloadError as err:
             failures.append(f"  {src.kind} {src.location}: {err}")

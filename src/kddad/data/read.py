@@ -37,7 +37,8 @@ def read_kdd(path: str | Path) -> pd.DataFrame:
     """Read a KDD Cup 99 (42 columns) or NSL-KDD (43 columns) file.
 
     Returns the 41 features under their KDD names, ``label`` (attack name, ``normal``, no
-    trailing dot), ``category``, ``is_outlier`` (0/1) and ``row`` (0-based line in the file).
+    trailing dot), NSL-KDD's ``difficulty`` when the file has it, ``category``, ``is_outlier``
+    (0/1) and ``row`` (0-based line in the file).
     """
     path = Path(path)
     try:
@@ -46,13 +47,13 @@ def read_kdd(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: {_diagnose(path)} ({type(err).__name__})") from None
     if df.shape[1] not in (42, 43):
         raise DataError(f"{path}: expected 42 columns (41 features + label) or 43 (NSL-KDD), got {df.shape[1]}")
-    df = df.iloc[:, :42]
-    df.columns = [*schema.FEATURES, schema.LABEL]
+    df.columns = [*schema.FEATURES, schema.LABEL, schema.DIFFICULTY][: df.shape[1]]
     missing = df.isna().to_numpy()
     if missing.any():
         r, c = map(int, np.argwhere(missing)[0])
         raise DataError(f"{path}: line {r + 1}, column {df.columns[c]!r}: missing value")
-    for col, dtype in _DTYPES.items():
+    dtypes = {**_DTYPES, schema.DIFFICULTY: "int64"} if schema.DIFFICULTY in df else _DTYPES
+    for col, dtype in dtypes.items():
         if df[col].dtype != dtype:
             if dtype == "float64" and pd.api.types.is_numeric_dtype(df[col]):
                 df[col] = df[col].astype(dtype)
@@ -75,3 +76,19 @@ def read_kdd(path: str | Path) -> pd.DataFrame:
     df[schema.ROW] = np.arange(len(df), dtype="int64")
     log.info("%s: %d rows, %d normal", path, len(df), int((df[schema.IS_OUTLIER] == 0).sum()))
     return df
+
+
+def records_sha256(path: str | Path) -> str:
+    """sha256 of a KDD file's parsed records: its values, whatever their spelling (``0.00`` or ``0.0``).
+
+    The numbers as little-endian float64 in file order, then the text columns; what a byte
+    checksum cannot do for copies of one data set written with other number formats.
+    """
+    import hashlib
+
+    df = read_kdd(path)
+    numeric = [c for c in (*schema.NUMERIC, schema.DIFFICULTY) if c in df]
+    digest = hashlib.sha256(df[numeric].to_numpy(dtype="<f8").tobytes())
+    for col in (*schema.CATEGORICAL, schema.LABEL):
+        digest.update("\n".join(df[col]).encode())
+    return digest.hexdigest()

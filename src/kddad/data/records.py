@@ -27,7 +27,7 @@ from kddad.errors import DataError
 
 log = logging.getLogger(__name__)
 
-DIFFICULTY = "difficulty"
+DIFFICULTY = schema.DIFFICULTY
 #: Header names seen in public copies of KDD Cup 99 / NSL-KDD, and what they mean.
 ALIASES: dict[str, str] = {
     "src_byts": "src_bytes",

@@ -64,6 +64,9 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {"alibi18": ALIBI18, "all41": FEATURE
 
 #: What the split stage adds to the 41 features.
 LABEL, CATEGORY, IS_OUTLIER, ROW = "label", "category", "is_outlier", "row"
+#: NSL-KDD's 43rd column: how many of 21 learners classified the record correctly (KDDTest-21
+#: is KDDTest+ without the records all 21 got right).
+DIFFICULTY = "difficulty"
 
 #: Attack name → category, KDD Cup 99 plus the attacks NSL-KDD's test set adds.
 ATTACK_CATEGORIES: dict[str, str] = {
@@ -96,6 +99,7 @@ ATTACK_CATEGORIES: dict[str, str] = {
     **dict.fromkeys(["buffer_overflow", "loadmodule", "perl", "rootkit", "ps", "sqlattack", "xterm"], "u2r"),
 }
 CATEGORIES = ("normal", "dos", "probe", "r2l", "u2r", "unknown")
+ATTACK_CLASSES = ("dos", "probe", "r2l", "u2r")
 
 
 def feature_set(name_or_columns: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:

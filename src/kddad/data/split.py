@@ -4,6 +4,10 @@
 group lands whole in one pool: the threshold pool, the test pool or the train pool (train and
 val, normal rows only). The labelled batches are drawn without replacement from their own pool.
 
+``test_file`` (NSL-KDD's official protocol): the test set is a file of its own, used whole
+(KDDTest+); the main file (KDDTrain+) is pooled as under ``grouped`` without a test pool, so its
+normal rows train and validate and the threshold batch comes from its remaining rows.
+
 ``alibi_example`` (reference only, leaks): alibi-detect's ``create_outlier_batch`` sampling,
 every batch drawn from the same rows, so evaluation rows repeat training rows.
 
@@ -37,7 +41,10 @@ SPLITS = ("train", "val", "threshold", "test")
 #: Every attack row held out from training and thresholding (the test pool's, or all of them
 #: under alibi_example): the evaluate stage's second view, where rare attack types count.
 ATTACKS = "attacks"
-ALL_SPLITS = (*SPLITS, ATTACKS)
+#: Every attack row of the threshold pool: beside the threshold batch's normals, the labelled
+#: data where choices about rare categories can be made without the test split.
+THRESHOLD_ATTACKS = "threshold_attacks"
+ALL_SPLITS = (*SPLITS, ATTACKS, THRESHOLD_ATTACKS)
 
 
 def row_keys(df: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -59,7 +66,10 @@ def _draw(rng: np.random.Generator, idx: np.ndarray, k: int, key: str, what: str
     return np.sort(rng.choice(idx, size=k, replace=False))
 
 
-def _grouped(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+def _grouped(
+    df: pd.DataFrame, cfg: SplitConfig, test: pd.DataFrame | None = None
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Pools of row groups; with ``test`` (protocol test_file) there is no test pool: ``test`` is the test set."""
     rng = np.random.default_rng(cfg.seed)
     _, group = np.unique(row_keys(df, cfg.group_columns), return_inverse=True)
     u = rng.random(group.max() + 1)[group]  # one uniform draw per group, shared by its rows
@@ -77,7 +87,7 @@ def _grouped(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame
             if n is None
             else _draw(rng, avail, n, f"split.{name}.n", "normal", "lower it, or leave it null to take them all")
         )
-    for name in ("threshold", "test"):
+    for name in ("threshold", "test") if test is None else ("threshold",):
         batch: BatchConfig = getattr(cfg, name)
         in_pool = pool == name
         n = batch.n if batch.n is not None else int(in_pool.sum())
@@ -99,7 +109,11 @@ def _grouped(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame
             )
         )
     idx[ATTACKS] = np.flatnonzero((pool == "test") & ~normal)
+    idx[THRESHOLD_ATTACKS] = np.flatnonzero((pool == "threshold") & ~normal)
     frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
+    if test is not None:
+        frames["test"] = test.reset_index(drop=True)
+        frames[ATTACKS] = test[test[schema.IS_OUTLIER] == 1].reset_index(drop=True)
     pools = {
         name: {"groups": int(np.unique(group[pool == name]).size), "rows": int((pool == name).sum())}
         for name in ("train", "val", "threshold", "test")
@@ -127,7 +141,7 @@ def _alibi(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
         if batch.n is None:
             raise ConfigError(f"split.{name}.n: required with split.protocol=alibi_example (a batch size)")
         frames[name] = _alibi_batch(normal, outlier, batch, cfg.seed if batch.seed is None else batch.seed)
-    frames[ATTACKS] = outlier.reset_index(drop=True)
+    frames[ATTACKS] = frames[THRESHOLD_ATTACKS] = outlier.reset_index(drop=True)
     return frames, {}
 
 
@@ -175,6 +189,7 @@ def _dagmm(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
         "threshold": test,
         "test": test,
         ATTACKS: test[anomaly[test]],
+        THRESHOLD_ATTACKS: test[anomaly[test]],  # the threshold batch is the test set
     }
     frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
     return frames, {
@@ -194,12 +209,24 @@ def identical_rows(
     return {name: int(np.isin(row_keys(f, columns), list(ref)).sum()) for name, f in frames.items() if name != of}
 
 
-def split(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Split parsed rows per ``cfg``; returns the four frames and a JSON-ready report."""
+def split(
+    df: pd.DataFrame, cfg: SplitConfig, test: pd.DataFrame | None = None
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Split parsed rows per ``cfg``; returns the frames (:data:`ALL_SPLITS`) and a JSON-ready report.
+
+    ``test``: the parsed test file, for protocol ``test_file`` (and only for it).
+    """
+    if (test is not None) != (cfg.protocol == "test_file"):
+        raise ConfigError(
+            f"split.protocol={cfg.protocol}: protocol test_file needs a test file (dataset.test), and only it takes one"
+        )
     n_in = len(df)
     if cfg.dedupe:
         df = df.drop_duplicates(subset=[*schema.FEATURES, schema.LABEL]).reset_index(drop=True)
-    frames, extra = {"grouped": _grouped, "alibi_example": _alibi, "dagmm": _dagmm}[cfg.protocol](df, cfg)
+    if test is not None:
+        frames, extra = _grouped(df, cfg, test)
+    else:
+        frames, extra = {"grouped": _grouped, "alibi_example": _alibi, "dagmm": _dagmm}[cfg.protocol](df, cfg)
     group_cols = cfg.group_columns
     report: dict[str, Any] = {
         "protocol": cfg.protocol,

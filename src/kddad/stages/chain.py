@@ -24,12 +24,15 @@ from kddad.stages.data import download, encode, split
 log = logging.getLogger(__name__)
 
 DATA_GROUPS = ("dataset", "split", "features", "scaling")  # what the data stages read (dvc.yaml)
+#: Raised when the data stages' outputs change (a new split file): older cached folders are not reused.
+DATA_FORMAT = 2
 
 
 def data_key(cfg: Config) -> str:
     """A hash of the config the data stages depend on (not of how to fetch: download.*)."""
     dump = cfg.model_dump()
-    return hashlib.sha256(json.dumps({g: dump[g] for g in DATA_GROUPS}, sort_keys=True).encode()).hexdigest()[:16]
+    key = {"format": DATA_FORMAT, **{g: dump[g] for g in DATA_GROUPS}}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @contextlib.contextmanager

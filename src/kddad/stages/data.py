@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from kddad.config import Config
+from kddad.config import Config, DataFileConfig
 from kddad.data import schema
 from kddad.data.download import fetch
 from kddad.errors import DataError
@@ -26,18 +26,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def download(cfg: Config, paths: Paths = Paths()) -> Path:
-    """Place the verified raw file of ``cfg.dataset`` under data/raw/."""
-    ds = cfg.dataset
-    return fetch(
-        ds.raw_name,
-        paths.raw,
-        sha256=ds.sha256,
-        urls=ds.urls,
-        path=ds.path,
-        mirror=cfg.download.mirror,
-        timeout_s=cfg.download.timeout_s,
-    )
+def download(cfg: Config, paths: Paths = Paths()) -> list[Path]:
+    """Place the verified raw file(s) of ``cfg.dataset`` under data/raw/: the main file, and its test file."""
+    return [
+        fetch(
+            f.raw_name,
+            paths.raw,
+            sha256=f.sha256,
+            records_sha256=f.records_sha256,
+            urls=f.urls,
+            path=f.path,
+            mirror=cfg.download.mirror,
+            timeout_s=cfg.download.timeout_s,
+        )
+        for f in (cfg.dataset, cfg.dataset.test)
+        if f is not None
+    ]
+
+
+def _read_raw(file: DataFileConfig, paths: Paths, key: str) -> pd.DataFrame:
+    from kddad.data.read import read_kdd
+
+    raw = paths.raw / file.raw_name
+    if not raw.is_file():
+        raise DataError(f"{raw}: not found; run the download stage first (dvc repro download)")
+    df = read_kdd(raw)
+    if file.rows is not None and len(df) != file.rows:
+        raise DataError(f"{raw}: expected {file.rows} rows ({key}), got {len(df)}")
+    return df
 
 
 def split(cfg: Config, paths: Paths = Paths()) -> dict:
@@ -46,17 +62,12 @@ def split(cfg: Config, paths: Paths = Paths()) -> dict:
     Besides train, val, threshold and test: ``attacks``, every attack row held out from training
     and thresholding, for the evaluate stage's second view.
     """
-    from kddad.data.read import read_kdd
     from kddad.data.split import split as split_rows
 
     start = time.perf_counter()
-    raw = paths.raw / cfg.dataset.raw_name
-    if not raw.is_file():
-        raise DataError(f"{raw}: not found; run the download stage first (dvc repro download)")
-    df = read_kdd(raw)
-    if cfg.dataset.rows is not None and len(df) != cfg.dataset.rows:
-        raise DataError(f"{raw}: expected {cfg.dataset.rows} rows (dataset.rows), got {len(df)}")
-    frames, report = split_rows(df, cfg.split)
+    df = _read_raw(cfg.dataset, paths, "dataset.rows")
+    test = None if cfg.dataset.test is None else _read_raw(cfg.dataset.test, paths, "dataset.test.rows")
+    frames, report = split_rows(df, cfg.split, test)
     with atomic_dir(paths.split) as tmp:
         for name, frame in frames.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)

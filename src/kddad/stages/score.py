@@ -178,6 +178,10 @@ def metrics_lines(m: dict[str, Any]) -> list[str]:
         f"F1 {m['f1']:.4f}  precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
         f"ROC-AUC {m['roc_auc']:.5f}  FPR {m['fpr']:.4f}  ({m['outliers']} attacks of {m['rows']} rows)"
     ]
-    for cat, r in m.get("recall_by_category", {}).items():
-        lines.append(f"  recall {cat:<8} {r['recall']:.4f}  ({r['rows']} rows)")
+    for cat, r in m.get("categories", {}).items():
+        if cat == "inliers":
+            continue
+        roc = f"ROC-AUC {r['roc_auc']:.4f}" if "roc_auc" in r else ""
+        size = f"({r['categories']} categories)" if cat == "macro" else f"({r['rows']} rows)"
+        lines.append(f"  recall {cat:<8} {r['recall']:.4f}  {roc}  {size}")
     return lines
