@@ -7,7 +7,12 @@ the threshold pool (27,304 rows, 263 R2L and 19 U2R at split seed 0), data the t
 sees. The held-out attacks against the test normals (the evaluate stage's view) are printed
 after, for the record: they are not what a choice is made on.
 
-Usage: python bench/categories.py [--seeds 0 1 2] [--config "NAME=OVERRIDES"]... [--dataset nslkdd]
+``--thresholds``: for the first configuration, where each way of setting the threshold puts the
+operating point, judged on data outside the test split only: the false-positive rate on the
+validation normals, F1 on the threshold batch and each category's recall on the threshold pool.
+
+Usage: python bench/categories.py [--seeds 0 1 2] [--config "NAME=OVERRIDES"]... [--extra OVERRIDES]
+       python bench/categories.py --thresholds
 """
 
 from __future__ import annotations
@@ -54,18 +59,69 @@ def views(det, paths) -> dict[str, dict]:
     return out
 
 
+THRESHOLDS = {
+    "percentile 95 (default)": ("percentile", 5),
+    "fpr 0.1%": ("fpr", 0.001),
+    "fpr 1%": ("fpr", 0.01),
+    "fpr 5%": ("fpr", 0.05),
+}
+
+
+def operating_points(cfg, paths, seeds: list[int]) -> None:
+    """Each threshold method's cost (val FPR) and catch (threshold-pool recall per category), mean over seeds."""
+    from sklearn.metrics import f1_score
+
+    rows: dict[str, list[list[float]]] = {}
+    X_val = load_features("val", paths)[0]
+    X_thr, y_thr = load_features("threshold", paths)
+    X_pool = load_features(THRESHOLD_ATTACKS, paths)[0]
+    cats = load_split(THRESHOLD_ATTACKS, paths)["category"].to_numpy()
+    for seed in seeds:
+        quiet = cfg.trainer.model_copy(update={"enable_progress_bar": False})
+        det = train(cfg.model_copy(update={"seed": seed, "trainer": quiet}), paths)
+        det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
+        s_val, s_thr, s_pool = (det.score(X)[0] for X in (X_val, X_thr, X_pool))
+        for name, (method, value) in THRESHOLDS.items():
+            if method == "percentile":
+                cut = det.infer_threshold(X_thr, value, scores=s_thr)
+            else:
+                cut = det.infer_threshold_fpr(X_val, value, scores=s_val)
+            normal = s_thr[y_thr == 0]
+            m = category_metrics(
+                np.r_[np.zeros(len(normal)), np.ones(len(s_pool))],
+                np.r_[normal, s_pool],
+                cut,
+                np.r_[np.full(len(normal), "normal"), cats],
+            )
+            rows.setdefault(name, []).append(
+                [(s_val > cut).mean(), f1_score(y_thr, s_thr > cut)]
+                + [m.get(c, {}).get("recall", np.nan) for c in COLUMNS]
+            )
+    print(f"{'threshold':<26}{'val FPR':>9}{'thr-batch F1':>13}" + "".join(f"{c + ' recall':>14}" for c in COLUMNS))
+    for name, vals in rows.items():
+        mean = np.mean(vals, axis=0)
+        print(f"{name:<26}{mean[0]:>9.4f}{mean[1]:>13.4f}" + "".join(f"{v:>14.3f}" for v in mean[2:]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--config", action="append", metavar="NAME=OVERRIDES", help='e.g. "mine=scaling.log1p=true"')
     ap.add_argument("--extra", default="", help="overrides added to every configuration, e.g. dataset=nslkdd")
+    ap.add_argument("--thresholds", action="store_true", help="compare threshold methods for the first configuration")
     args = ap.parse_args()
     configs = CONFIGS if not args.config else {c.split("=", 1)[0]: c.split("=", 1)[1].split() for c in args.config}
     logging.basicConfig(level=logging.ERROR)
     for name in ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; seeds {args.seeds}; ROC-AUC per category")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; seeds {args.seeds}")
+    if args.thresholds:
+        name, overrides = next(iter(configs.items()))
+        print(f"{name}: {' '.join(overrides) or '(no overrides)'}; recall on the threshold pool")
+        operating_points(*prepared([*overrides, *args.extra.split(), "tracking.enabled=false"]), args.seeds)
+        return
+    print("ROC-AUC per category")
     head = "".join(f"{c:>16}" for c in COLUMNS)
     print(f"{'configuration':<28}{'view':<18}{head}{'s/run':>7}")
     for name, overrides in configs.items():

@@ -88,7 +88,7 @@ def test_readme_command_scores_the_raw_file_row_for_row(repo, detector, mirror):
     assert summary.startswith(f"494021 rows, {int(got['is_outlier'].sum())} flagged (")
     assert "threshold" in summary and "rows/s" in summary
     # labelled input: the figures and per-category recall are printed
-    assert "ROC-AUC" in proc.stderr and "recall dos" in proc.stderr
+    assert "ROC-AUC" in proc.stderr and "recall dos" in proc.stderr and "recall macro" in proc.stderr
     # explanations: raw KDD names, categoricals with the row's own value, shares of at most the whole
     names = set(schema.NUMERIC) | {f"{c}={v}" for c in schema.CATEGORICAL for v in raw[c].unique()}
     assert set(got[["feature_1", "feature_2", "feature_3"]].to_numpy().ravel()) <= names

@@ -65,6 +65,13 @@ def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, cache
     assert summary[1].split(",")[0].startswith("model=") and summary[1].endswith(",2,0")
     md = (tmp_path / "sweep" / "summary" / "summary.md").read_text()
     assert "± " in md and "4 failed job(s)" in md
+    # the per-category macro columns, from each job's held-out attacks and threshold pool
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "sweep" / "summary" / "summary.csv", index_col=0)
+    for col in ("macro_roc_auc_mean", "macro_recall_mean", "threshold_pool.categories.macro.roc_auc_mean"):
+        assert table[col].between(0, 1).all(), col
+    assert "macro_roc_auc" in md.splitlines()[0] and "threshold_pool.macro_roc_auc" in md.splitlines()[0]
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert {"summary/summary.md", "summary/summary.csv", "summary/jobs.csv", "summary/summary.png"} <= arts
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"

@@ -251,7 +251,17 @@ class ScalingConfig(_Strict):
     """How numeric columns are scaled, with statistics of the normal training rows."""
 
     method: Literal["standard", "minmax", "robust", "none"] = Field("standard", description="scikit-learn scaler.")
-    log1p: bool = Field(False, description="log(1 + x) of the heavy-tailed counts, sizes and durations first.")
+    log1p: bool | str | list[str] = Field(
+        False,
+        description="log(1 + x) first: true, every heavy-tailed count, size and duration; sizes_and_content, "
+        "those less the bounded window counts (count, srv_count, dst_host_*count); or a list of columns.",
+    )
+
+    @field_validator("log1p")
+    @classmethod
+    def _log1p(cls, v: bool | str | list[str]) -> bool | str | list[str]:
+        schema.log1p_columns(v)  # raises ValueError naming a bad set or column
+        return v
 
 
 class NetworkConfig(_Strict):

@@ -7,7 +7,6 @@ stream) checked out: it is written to a temporary file in the same folder and re
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from kddad.errors import DownloadError
+from kddad.io import sha256sum
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,6 @@ class Source:
 
     location: str
     kind: str  # "mirror" | "path" | "url"
-
-
-def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_gzip(path: Path) -> None:

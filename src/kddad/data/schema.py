@@ -56,6 +56,31 @@ RATES: tuple[str, ...] = tuple(c for c in FEATURES if c.endswith("_rate"))
 BINARY = ("land", "logged_in", "root_shell", "is_host_login", "is_guest_login")
 #: Counts, sizes and durations: non-negative with long right tails, so log1p helps them.
 HEAVY_TAILED: tuple[str, ...] = tuple(c for c in NUMERIC if c not in RATES and c not in BINARY)
+#: Connections counted in a window (the last 2 seconds, or the last 100 to one host): bounded
+#: (0-511, 0-255), and their extremes are what DoS floods look like.
+WINDOW_COUNTS = ("count", "srv_count", "dst_host_count", "dst_host_srv_count")
+#: Sizes, durations and the content features of a session (hot, failed logins, root accesses…).
+SIZES_AND_CONTENT: tuple[str, ...] = tuple(c for c in HEAVY_TAILED if c not in WINDOW_COUNTS)
+LOG1P_SETS: dict[str, tuple[str, ...]] = {"heavy_tailed": HEAVY_TAILED, "sizes_and_content": SIZES_AND_CONTENT}
+
+
+def log1p_columns(spec: bool | str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The columns ``scaling.log1p`` names: true (every heavy-tailed count), false, a set's name, or a list."""
+    if isinstance(spec, bool):
+        return HEAVY_TAILED if spec else ()
+    if isinstance(spec, str):
+        try:
+            return LOG1P_SETS[spec]
+        except KeyError:
+            raise ValueError(
+                f"unknown log1p set {spec!r}; expected true, false, one of {sorted(LOG1P_SETS)} or columns"
+            ) from None
+    bad = [c for c in spec if c not in NUMERIC]
+    if bad:
+        raise ValueError(f"log1p: {bad} are not numeric KDD columns")
+    return tuple(spec)
+
+
 #: Columns stored as floats (rates in [0, 1]); every other numeric column is an integer.
 FLOAT_COLUMNS = RATES
 

@@ -47,13 +47,17 @@ class FeatureEncoder:
     """Turn KDD rows (a DataFrame with KDD column names) into a float32 matrix."""
 
     def __init__(
-        self, numeric: Sequence[str], categorical: Sequence[str] = (), scaling: str = "standard", log1p: bool = False
+        self,
+        numeric: Sequence[str],
+        categorical: Sequence[str] = (),
+        scaling: str = "standard",
+        log1p: bool | str | Sequence[str] = False,
     ) -> None:
         if scaling not in SCALERS:
             raise ValueError(f"scaling must be one of {sorted(SCALERS)}, got {scaling!r}")
         self.numeric, self.categorical = list(numeric), list(categorical)
         self.scaling, self.log1p = scaling, log1p
-        self.logged = [c for c in self.numeric if log1p and c in schema.HEAVY_TAILED]
+        self.logged = [c for c in self.numeric if c in schema.log1p_columns(log1p)]
         self._mul: np.ndarray | None = None
         self._add: np.ndarray | None = None
         self._categories: dict[str, list[str]] = {}
@@ -162,7 +166,7 @@ class FeatureEncoder:
             "numeric": self.numeric,
             "categorical": self.categorical,
             "scaling": self.scaling,
-            "log1p": self.log1p,
+            "log1p": list(self.logged),  # the columns, not the spec: a later release may name sets otherwise
             "logged": self.logged,
             "multiplier": self._mul.tolist(),
             "offset": self._add.tolist(),

@@ -111,7 +111,7 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
         len(enc.feature_names),
         cfg.features.name,
         cfg.scaling.method,
-        " + log1p" if cfg.scaling.log1p else "",
+        f" + log1p of {len(enc.logged)} columns" if enc.logged else "",
         meta["rows"],
     )
     return enc

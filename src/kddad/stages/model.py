@@ -13,7 +13,7 @@ from kddad.config import Config
 from kddad.detector import Detector
 from kddad.errors import DataError
 from kddad.features.encoder import FeatureEncoder
-from kddad.io import atomic_file, write_json
+from kddad.io import atomic_file, sha256sum, write_json
 from kddad.paths import Paths
 from kddad.tracking import Tracker
 
@@ -45,8 +45,6 @@ def run_id(path: Path) -> str | None:
 
 def training_data(cfg: Config, paths: Paths, rows: int) -> dict:
     """Where the training rows came from: the raw file (name, sha256, source) and the split."""
-    from kddad.data.download import sha256sum
-
     raw = paths.raw / cfg.dataset.raw_name
     return {
         "name": cfg.dataset.name,
