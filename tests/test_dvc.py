@@ -39,7 +39,8 @@ def test_repro_runs_every_stage_once(repo):
     dvc = [sys.executable, "-m", "dvc"]
     assert _ran(_run([*dvc, "repro"], path, env)) == set(STAGES)
     report = json.loads((path / "reports/split.json").read_text())
-    assert report["identical_to_train"]["on_all41"] == {"val": 0, "threshold": 0, "test": 0, "attacks": 0}
+    overlap = report["identical_to_train"]["on_all41"]
+    assert set(overlap) == {"val", "threshold", "test", "attacks", "threshold_attacks"} and set(overlap.values()) == {0}
     assert (path / "models/encoder/encoder.json").is_file()
     assert (path / "data/features/test.npy").is_file()
     thr = json.loads((path / "models/threshold.json").read_text())
@@ -51,6 +52,7 @@ def test_repro_runs_every_stage_once(repo):
     _run([*dvc, "plots", "show", "-o", "dvc_plots"], path, env)
     html = (path / "dvc_plots" / "index.html").read_text()
     assert "roc.csv" in html and "confusion_matrix.png" in html and "train_curve.csv" in html
+    assert "ROC per attack category" in html and "roc_by_category.png" in html
     second = _run([*dvc, "repro"], path, env)
     assert _ran(second) == set() and "up to date" in second
     assert list(path.rglob("mlflow.db")) == [path / "mlflow.db"]  # the one store, at the root
