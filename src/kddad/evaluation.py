@@ -61,6 +61,11 @@ FPR_TARGETS = (0.001, 0.01, 0.05)
 _ORDER = {c: i for i, c in enumerate(schema.CATEGORIES)}
 
 
+def _ordered(names: set[str]) -> list[str]:
+    """Categories in the schema's order (normal, dos, probe, r2l, u2r, unknown), others after by name."""
+    return sorted(names, key=lambda c: (_ORDER.get(c, len(_ORDER)), c))
+
+
 def recall_at_fpr(normal: np.ndarray, outlier: np.ndarray, fpr: float) -> float:
     """Share of ``outlier`` scores above the lowest threshold that flags at most ``fpr`` of ``normal``."""
     n = len(normal)
@@ -83,7 +88,7 @@ def category_metrics(
     scores = np.asarray(scores, dtype=np.float64)
     category = np.asarray(category).astype(str)
     normal = scores[~y]
-    names = sorted(set(category[y]), key=lambda c: (_ORDER.get(c, len(_ORDER)), c))
+    names = _ordered(set(category[y]))
     out: dict[str, Any] = {}
     for name in names:
         s = scores[y & (category == name)]
@@ -120,7 +125,7 @@ def category_roc(y: np.ndarray, scores: np.ndarray, category: np.ndarray | pd.Se
     y = np.asarray(y).astype(bool)
     category = np.asarray(category).astype(str)
     out = {"fpr": grid}
-    for name in sorted(set(category[y]), key=lambda c: (_ORDER.get(c, len(_ORDER)), c)):
+    for name in _ordered(set(category[y])):
         keep = ~y | (category == name)
         fpr, tpr, _ = skm.roc_curve(y[keep], scores[keep])
         out[name] = tpr[np.searchsorted(fpr, grid, side="right") - 1]  # tpr rises with fpr
