@@ -6,6 +6,7 @@ import yaml
 from conftest import ROOT
 
 from kddad import config
+from kddad.data import schema as schema_mod
 from kddad.errors import ConfigError
 
 
@@ -78,6 +79,8 @@ def _default() -> dict:
         ("trainer.accelerator", "tpuu", "trainer.accelerator"),
         ("trainer.min_epochs", 50, "exceeds trainer.max_epochs"),
         ("split.group_by", [], "at least one column"),
+        ("scaling.log1p", "src_bytes", "unknown log1p set"),
+        ("scaling.log1p", ["src_bytes", "label"], "not numeric KDD columns"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(key, value, expected):
@@ -177,3 +180,13 @@ def test_nslkdd_selects_its_protocol_and_the_two_go_together():
     raw["dataset"]["test"]["filename"] = raw["dataset"]["filename"]
     with pytest.raises(ConfigError, match="dataset.test: names the main file again"):
         config.validate(raw)
+
+
+def test_log1p_columns_must_be_features_the_model_sees():
+    raw = _default()
+    raw["features"] = {"name": "few", "numeric": list(schema_mod.ALIBI18), "categorical": []}
+    raw["scaling"]["log1p"] = ["srv_count", "src_bytes"]
+    with pytest.raises(ConfigError, match=r"scaling.log1p: \['src_bytes'\] are not numeric features"):
+        config.validate(raw)
+    raw["scaling"]["log1p"] = ["srv_count"]
+    assert config.validate(raw).scaling.log1p == ["srv_count"]

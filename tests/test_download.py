@@ -142,3 +142,20 @@ def test_a_copy_whose_bytes_differ_passes_on_its_records_and_a_changed_record_fa
         fetch("KDDTest+.txt", tmp_path / "raw2", sha256=None, records_sha256=want, mirror=str(copy))
     assert "records sha256 mismatch" in str(err.value) and str(copy / "KDDTest+.txt") in str(err.value)
     assert not (tmp_path / "raw2").exists() or not any((tmp_path / "raw2").iterdir())
+
+
+def test_a_gzipped_copy_with_other_bytes_passes_on_its_records(mirror, tmp_path):
+    """The records of a .gz are read as gzip even under a download's temporary name."""
+    import gzip
+
+    from kddad.data.read import records_sha256
+
+    copy = tmp_path / "mirror"
+    copy.mkdir()
+    lines = (mirror / "KDDTest+.txt").read_text().splitlines(keepends=True)[:500]
+    (tmp_path / "slice.txt").write_text("".join(lines))
+    with gzip.open(copy / "slice.txt.gz", "wt", compresslevel=1) as f:
+        f.write("".join(lines))
+    want = records_sha256(tmp_path / "slice.txt")
+    got = fetch("slice.txt.gz", tmp_path / "raw", sha256="0" * 64, records_sha256=want, mirror=str(copy))
+    assert records_sha256(got) == want

@@ -134,4 +134,6 @@ def test_exp_run_nslkdd_runs_the_official_protocol_end_to_end(repo):
     # attack types never seen in training are reported by name
     assert {"mscan", "apache2", "snmpguess"} <= set(m["test"]["recall_by_attack"])
     plots = json.loads(_run([*dvc, "plots", "show", "--json"], path, env, stdout_only=True))
-    assert not plots.get("errors") and "roc_by_category.csv" in str(plots["data"])
+    assert not plots.get("errors") and "ROC per attack category" in plots["data"]
+    curves = json.dumps(plots["data"]["ROC per attack category"])
+    assert all(f'"{c}"' in curves for c in ("dos", "probe", "r2l", "u2r"))

@@ -127,7 +127,7 @@ def category_roc(y: np.ndarray, scores: np.ndarray, category: np.ndarray | pd.Se
     out = {"fpr": grid}
     for name in _ordered(set(category[y])):
         keep = ~y | (category == name)
-        fpr, tpr, _ = skm.roc_curve(y[keep], scores[keep])
+        fpr, tpr, _ = skm.roc_curve(y[keep], scores[keep], drop_intermediate=False)  # keep every step
         out[name] = tpr[np.searchsorted(fpr, grid, side="right") - 1]  # tpr rises with fpr
     return pd.DataFrame(out)
 

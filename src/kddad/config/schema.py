@@ -482,8 +482,20 @@ class Config(_Strict):
             raise ValueError(
                 f"split.protocol={self.split.protocol} with dataset.test "
                 f"{'unset' if self.dataset.test is None else 'set'}: protocol test_file and a test file "
-                "go together (dataset=nslkdd selects both)"
+                "go together (dataset=nslkdd selects both; with another split, set dataset.test=null)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _log1p_on_features(self) -> Config:
+        log1p = self.scaling.log1p
+        if isinstance(log1p, list):
+            outside = [c for c in log1p if c not in self.features.numeric]
+            if outside:
+                raise ValueError(
+                    f"scaling.log1p: {outside} are not numeric features of features={self.features.name}; "
+                    "list columns the model sees"
+                )
         return self
 
     @model_validator(mode="after")

@@ -67,7 +67,7 @@ def verify(path: Path, sha256: str | None, name: str | None = None, records_sha2
         from kddad.errors import DataError
 
         try:
-            actual = records_digest(path)
+            actual = records_digest(path, "gzip" if (name or path.name).endswith(".gz") else None)
         except DataError as err:
             raise DownloadError("; ".join([*problems, f"not a KDD file ({err})"])) from None
         if actual == records_sha256:

@@ -33,16 +33,17 @@ def label_category(labels: pd.Series) -> pd.Series:
     return cats.fillna("unknown")
 
 
-def read_kdd(path: str | Path) -> pd.DataFrame:
+def read_kdd(path: str | Path, compression: str | None = "infer") -> pd.DataFrame:
     """Read a KDD Cup 99 (42 columns) or NSL-KDD (43 columns) file.
 
     Returns the 41 features under their KDD names, ``label`` (attack name, ``normal``, no
     trailing dot), NSL-KDD's ``difficulty`` when the file has it, ``category``, ``is_outlier``
-    (0/1) and ``row`` (0-based line in the file).
+    (0/1) and ``row`` (0-based line in the file). ``compression``: "gzip" or None where the
+    file's name does not say (a download's temporary file); "infer" goes by the suffix.
     """
     path = Path(path)
     try:
-        df = pd.read_csv(path, header=None, engine="pyarrow", compression="infer")
+        df = pd.read_csv(path, header=None, engine="pyarrow", compression=compression)
     except Exception as err:  # pyarrow's messages don't name our columns: find the row ourselves
         raise DataError(f"{path}: {_diagnose(path)} ({type(err).__name__})") from None
     if df.shape[1] not in (42, 43):
@@ -78,7 +79,7 @@ def read_kdd(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def records_sha256(path: str | Path) -> str:
+def records_sha256(path: str | Path, compression: str | None = "infer") -> str:
     """sha256 of a KDD file's parsed records: its values, whatever their spelling (``0.00`` or ``0.0``).
 
     The numbers as little-endian float64 in file order, then the text columns; what a byte
@@ -86,7 +87,7 @@ def records_sha256(path: str | Path) -> str:
     """
     import hashlib
 
-    df = read_kdd(path)
+    df = read_kdd(path, compression)
     numeric = [c for c in (*schema.NUMERIC, schema.DIFFICULTY) if c in df]
     digest = hashlib.sha256(df[numeric].to_numpy(dtype="<f8").tobytes())
     for col in (*schema.CATEGORICAL, schema.LABEL):

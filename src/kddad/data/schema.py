@@ -73,7 +73,8 @@ def log1p_columns(spec: bool | str | list[str] | tuple[str, ...]) -> tuple[str, 
             return LOG1P_SETS[spec]
         except KeyError:
             raise ValueError(
-                f"unknown log1p set {spec!r}; expected true, false, one of {sorted(LOG1P_SETS)} or columns"
+                f"unknown log1p set {spec!r}; expected true, false, one of {sorted(LOG1P_SETS)} "
+                "or a list of columns ([src_bytes, hot])"
             ) from None
     bad = [c for c in spec if c not in NUMERIC]
     if bad:

@@ -70,8 +70,11 @@ def _plots(out: Path, y: np.ndarray, scores: np.ndarray, threshold: float, frame
     thin(roc_points(y, scores), PLOT_ROWS).to_csv(out / "roc.csv", index=False)
     y_held, scores_held, category_held = held
     by_category = category_roc(y_held, scores_held, category_held, ROC_GRID)
-    # the same columns every run, so DVC can compare revisions: an absent category is empty
-    by_category.reindex(columns=["fpr", *schema.ATTACK_CLASSES]).to_csv(out / "roc_by_category.csv", index=False)
+    # the four attack classes every run, so DVC can compare revisions (an absent one is empty),
+    # then any other outlier category (normal traffic under split=dagmm, unknown attack names)
+    others = [c for c in by_category.columns if c != "fpr" and c not in schema.ATTACK_CLASSES]
+    columns = ["fpr", *schema.ATTACK_CLASSES, *others]
+    by_category.reindex(columns=columns).to_csv(out / "roc_by_category.csv", index=False)
     thin(pr_points(y, scores), PLOT_ROWS).to_csv(out / "pr.csv", index=False)
     # every test row: the plot's counts must equal metrics.json's (two short columns, no thinning)
     pd.DataFrame({"actual": class_names(y), "predicted": class_names(scores > threshold)}).to_csv(
@@ -181,11 +184,11 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     pool = load_split(THRESHOLD_ATTACKS, paths)
     pool_scores, _ = det.score(load_features(THRESHOLD_ATTACKS, paths)[0])
     thr_normal = y_thr == 0
-    pool_view = detection_metrics(
+    pool_view = view(
         np.r_[y_thr[thr_normal], np.ones(len(pool), int)],
         np.r_[thr_scores[thr_normal], pool_scores],
         threshold,
-        np.r_[thr_frame[schema.CATEGORY].to_numpy()[thr_normal], pool[schema.CATEGORY].to_numpy()],
+        pd.concat([thr_frame[thr_normal], pool], ignore_index=True),
     )
     val_scores, _ = det.score(load_features("val", paths)[0])
 
@@ -198,7 +201,7 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
         "test": {k: v for k, v in view(y, scores, threshold, test).items() if k not in HEADLINE},
         "heldout_attacks": held,
         "threshold_batch": {k: on_thr[k] for k in (*HEADLINE, "fpr")},
-        "threshold_pool": {k: pool_view[k] for k in (*HEADLINE, "rows", "outliers", "categories")},
+        "threshold_pool": {k: pool_view[k] for k in (*HEADLINE, "rows", "outliers", "categories", "distinct")},
     }
     if schema.DIFFICULTY in test:
         hard = (test[schema.DIFFICULTY] < HARD_DIFFICULTY).to_numpy()
