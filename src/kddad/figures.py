@@ -66,7 +66,7 @@ def roc_by_category(curves, categories: dict, fpr_at_threshold: float, path: Pat
     ax.set(
         xlabel="false-positive rate (normal rows flagged)",
         ylabel="recall of the category",
-        title="ROC per attack category",
+        title="ROC per attack category (held-out attacks vs test normals)",
         xlim=(low, 1),
         ylim=(0, 1.02),
     )
