@@ -165,7 +165,7 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     test = load_split("test", paths)
     X, y = load_features("test", paths)
     scores, feat = det.score(X)
-    m = detection_metrics(y, scores, threshold, test[schema.CATEGORY], test[schema.LABEL])
+    m = view(y, scores, threshold, test)
 
     # second view: the test normals beside every held-out attack, where rare attack types count
     attacks = load_split(ATTACKS, paths)
@@ -198,7 +198,7 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
         "macro_roc_auc": macro.get("roc_auc", float("nan")),
         "macro_recall": macro.get("recall", float("nan")),
         "operating_point": operating_point(threshold_info, m, held, float((val_scores > threshold).mean())),
-        "test": {k: v for k, v in view(y, scores, threshold, test).items() if k not in HEADLINE},
+        "test": {k: v for k, v in m.items() if k not in HEADLINE},
         "heldout_attacks": held,
         "threshold_batch": {k: on_thr[k] for k in (*HEADLINE, "fpr")},
         "threshold_pool": {k: pool_view[k] for k in (*HEADLINE, "rows", "outliers", "categories", "distinct")},
