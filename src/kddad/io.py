@@ -1,10 +1,18 @@
-"""Atomic writes: a reader (or DVC) never sees a half-written file or folder."""
+"""Atomic writes: a reader (or DVC) never sees a half-written file or folder.
+
+Temporary entries are named ``.<name>.<pid>.<random>.tmp`` beside their target: a process
+killed before its rename (``kill -9``) leaves one behind, and the next write of the same target
+sweeps every such entry whose process is gone, so killed runs leave no litter that grows.
+"""
 
 from __future__ import annotations
 
+import errno
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,11 +36,30 @@ def _usual_mode(path: Path, directory: bool) -> None:
 
 def cannot_write(target: Path, err: OSError) -> OutputError:
     """One clear line for a write that the file system refused, naming the output."""
+    code = _errno(err)
+    reason = err.strerror or (os.strerror(code) if code else type(err).__name__)
     return OutputError(
-        f"{target}: cannot write this output ({err.strerror or type(err).__name__}"
+        f"{target}: cannot write this output ({reason}"
         f"{': ' + str(err.filename) if err.filename and str(err.filename) != str(target) else ''}); "
         "expected a folder this user can write to"
     )
+
+
+#: What a full disk, a quota, a file-size limit or a read-only file system raise on a write.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def write_failure(err: BaseException) -> bool:
+    """Whether ``err`` is the file system refusing a write (pyarrow's errors carry the errno only in
+    their text: ``[errno 28] No space left on device``)."""
+    return isinstance(err, OSError) and _errno(err) in WRITE_ERRNOS
+
+
+def _errno(err: OSError) -> int | None:
+    if err.errno is not None:
+        return err.errno
+    found = re.search(r"\[errno (\d+)\]", str(err), flags=re.I)
+    return int(found.group(1)) if found else None
 
 
 @contextmanager
@@ -44,18 +71,70 @@ def _writable(target: Path) -> Iterator[None]:
 
 
 @contextmanager
+def writing(target: str | Path) -> Iterator[None]:
+    """Report a write the file system refuses inside the block (full disk, file-size limit,
+    permissions) as one :class:`OutputError` naming ``target``; other errors pass through."""
+    try:
+        yield
+    except OSError as err:
+        if write_failure(err):
+            raise cannot_write(Path(target), err) from None
+        raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale(folder: Path, prefix: str) -> list[Path]:
+    """Remove the temporary entries ``<prefix><pid>.*`` in ``folder`` whose process is gone."""
+    removed = []
+    try:
+        entries = list(folder.glob(f"{glob.escape(prefix)}*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = re.match(r"(\d+)[.-]", entry.name[len(prefix) :])
+        if pid is None or int(pid.group(1)) == os.getpid() or _alive(int(pid.group(1))):
+            continue
+        try:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        except OSError:
+            continue
+        removed.append(entry)
+    return removed
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def _temp_name(target: Path) -> str:
+    """The prefix of this process's temporary entries for ``target`` (sweeping dead ones first)."""
+    sweep_stale(target.parent, _prefix(target))
+    return f"{_prefix(target)}{os.getpid()}."
+
+
+@contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``target``; on success it replaces ``target``."""
     target = Path(target)
     with _writable(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_name(target), suffix=".tmp", dir=target.parent))
     try:
-        yield tmp
+        with writing(target):
+            yield tmp
         with _writable(target):
             _usual_mode(tmp, directory=True)
             if target.exists():
-                old = target.with_name(f".{target.name}.old{os.getpid()}")
+                old = target.with_name(f"{_prefix(target)}{os.getpid()}.old")
                 os.replace(target, old)
                 os.replace(tmp, target)
                 shutil.rmtree(old)
@@ -72,11 +151,12 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with _writable(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=_temp_name(path), suffix=".tmp", dir=path.parent)
         os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
+        with writing(path):
+            yield tmp
         with _writable(path):
             _usual_mode(tmp, directory=False)
             os.replace(tmp, path)

@@ -71,6 +71,12 @@ class DatasetConfig(DataFileConfig):
     """What data to use: the main file (trained on), and optionally a test file of its own."""
 
     name: str = Field(description="A short name for the data set, recorded as the run's `dataset` tag.")
+    allow_unknown: bool = Field(
+        False,
+        description="Go on (with a warning) where a file has no `normal` row, or most of its rows hold labels of "
+        "no known attack or categorical values the training rows never had: what a file in another spelling "
+        "looks like. False: such a file stops the run, naming the likely cause.",
+    )
     test: DataFileConfig | None = Field(
         None,
         description="A test file of its own (NSL-KDD's KDDTest+): all of it is the test set, and the main "

@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from kddad.errors import DownloadError
-from kddad.io import sha256sum
+from kddad.io import sha256sum, sweep_stale
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def verify(path: Path, sha256: str | None, name: str | None = None, records_sha2
         from kddad.errors import DataError
 
         try:
-            actual = records_digest(path, "gzip" if (name or path.name).endswith(".gz") else None)
+            actual = records_digest(path, name or path.name)
         except DataError as err:
             raise DownloadError("; ".join([*problems, f"not a KDD file ({err})"])) from None
         if actual == records_sha256:
@@ -143,7 +143,9 @@ def fetch(
             failures.append(f"  {src.kind} {src.location}: no such file")
             continue
         # beside out_dir, not in it: a killed fetch leaves nothing inside the stage's output
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=out_dir.parent)
+        # named for this process: a later fetch sweeps what a killed one left
+        sweep_stale(out_dir.parent, f".{filename}.")
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.{os.getpid()}.", suffix=".part", dir=out_dir.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         try:

@@ -1,10 +1,15 @@
-"""Read connection records to score, from files found in the wild, in bounded memory.
+"""The one reader of KDD records, for training and for scoring, from files found in the wild.
 
-What :func:`kddad.data.read.read_kdd` reads (the distributed files: 42 or 43 columns, no header)
-and more: unlabelled records (41 columns), a header row (the KDD names, or a variant found in
-public copies: ``src_byts``, ``attack``, ``level``…), ``.csv``/``.txt`` (optionally ``.gz``) and
-``.parquet``. Files are streamed in chunks (pyarrow), so a file of millions of rows never sits in
-memory whole. A fault names the file, line and column; no torch here.
+It recognises the layout: the distributed files (42 or 43 columns, no header), unlabelled
+records (41), a header row naming the columns in any order (the KDD names or a variant found in
+public copies: ``src_byts``, ``attack``, ``level``…) or, where a header of a KDD width has names
+that mostly match in their places (``srv_error_rate``, OpenML's ``lnum_compromised``), by
+position with one warning; a leading index column (pandas ``to_csv``), a byte-order mark, CRLF
+line ends, quoting, whitespace around fields, labels with or without their trailing dot;
+``.csv``/``.txt``, gzipped or not (recognised by content), and ``.parquet``. Files are streamed
+in chunks (pyarrow) so a file of millions of rows never sits in memory whole; range checks and the
+label → category mapping are written once, here. A fault names the file, line and column; no
+torch here.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kddad.data import schema
 from kddad.errors import DataError
@@ -57,21 +63,34 @@ _TYPES: dict[str, pa.DataType] = {
 }
 SUFFIXES = (".csv", ".txt", ".gz", ".parquet")
 BLOCK_BYTES = 8 << 20  # about 80,000 rows a chunk
+#: Names a leading index column is written under (pandas ``to_csv``, R's ``write.csv``, exports).
+_INDEX_NAMES = {"", "unnamed:_0", "unnamed_0", "index", "id", "row", "_"}
+_TAILS = {41: (), 42: (schema.LABEL,), 43: (schema.LABEL, DIFFICULTY)}
+_TEXT = (*schema.CATEGORICAL, schema.LABEL)
 
 
 def canonical(name: str) -> str:
     """A header name as the KDD name it stands for (case, spaces, dashes and aliases folded)."""
-    key = re.sub(r"[\s\-]+", "_", name.strip().strip("'\"").rstrip(".:").lower())
+    key = re.sub(r"[\s\-]+", "_", name.strip().lstrip("\ufeff").strip("'\"").rstrip(".:").lower())
     return ALIASES.get(key, key)
+
+
+def label_category(labels: pd.Series) -> pd.Series:
+    """Map attack names to normal/dos/probe/r2l/u2r; a name of no known attack becomes 'unknown'."""
+    cats = labels.map(schema.ATTACK_CATEGORIES).astype("object")
+    cats[labels == "normal"] = "normal"
+    return cats.fillna("unknown")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """What a file holds: its columns in file order (KDD names), and whether a header row names them."""
+    """What a file holds: its columns in file order (KDD names; ``_ignored_<i>`` for others),
+    whether a header row names them, and its format: ``text``, ``gzip`` (text) or ``parquet``."""
 
     path: Path
     columns: tuple[str, ...]
     header: bool
+    format: str = "text"
 
     @property
     def labelled(self) -> bool:
@@ -82,23 +101,30 @@ class Layout:
         return [c for c in self.columns if c in _KNOWN]
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8", newline="") if path.suffix == ".gz" else open(path, newline="")
+def _is_gzip(path: Path) -> bool:
+    """By content, not name: a download's temporary file, or a ``.txt`` that is gzipped."""
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
 
 
-def _first_row(path: Path) -> list[str] | None:
+def _open_text(path: Path, gzipped: bool):
+    opener = gzip.open if gzipped else open
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _first_row(path: Path, gzipped: bool) -> list[str] | None:
     try:
-        with _open_text(path) as f:
+        with _open_text(path, gzipped) as f:
             line = f.readline()
     except (UnicodeDecodeError, EOFError, OSError, zlib.error) as err:
         if isinstance(err, FileNotFoundError):
             raise
         raise DataError(f"{path}: {diagnose(path, None, False)}") from None
-    return next(csv.reader([line]), None) if line.strip() else None
+    return next(csv.reader([line], skipinitialspace=True), None) if line.strip() else None
 
 
 def _headerless(path: Path, width: int) -> tuple[str, ...]:
-    tails = {41: (), 42: (schema.LABEL,), 43: (schema.LABEL, DIFFICULTY)}
+    tails = _TAILS
     if width not in tails:
         raise DataError(
             f"{path}: line 1: expected 41 comma-separated fields (unlabelled records), 42 (KDD Cup 99: + label) "
@@ -107,9 +133,35 @@ def _headerless(path: Path, width: int) -> tuple[str, ...]:
     return (*schema.FEATURES, *tails[width])
 
 
+def _by_position(path: Path, names: list[str]) -> tuple[str, ...] | None:
+    """A header of a KDD width (after a leading index column) whose names that are KDD names all
+    stand in their KDD places: the columns by position, with one warning naming every name
+    taken by position. None when the names do not fit that far."""
+    columns = [canonical(n) for n in names]
+    skip = 1 if columns and columns[0] in _INDEX_NAMES and len(columns) - 1 in _TAILS else 0
+    body = columns[skip:]
+    if len(body) not in _TAILS:
+        return None
+    places = (*schema.FEATURES, *_TAILS[len(body)])
+    if any(c in _KNOWN and c != want for c, want in zip(body, places)):
+        return None  # a KDD name out of its place: the names are not in KDD order
+    if sum(c == want for c, want in zip(body, places)) < len(schema.FEATURES) // 2:
+        return None
+    taken = [f"{names[skip + i]!r} as {want!r}" for i, (c, want) in enumerate(zip(body, places)) if c != want]
+    log.warning(
+        "%s: line 1 (header): %d name(s) are not KDD names, taken by their position: %s",
+        path,
+        len(taken),
+        ", ".join(taken),
+    )
+    return (*(f"_ignored_{i}" for i in range(skip)), *places)
+
+
 def _from_names(path: Path, names: list[str], where: str) -> tuple[str, ...]:
     columns = tuple(canonical(n) for n in names)
     missing = [c for c in schema.FEATURES if c not in columns]
+    if missing and where.endswith("(header)") and (positional := _by_position(path, names)) is not None:
+        return positional
     if missing:
         raise DataError(f"{path}: {where}: the 41 KDD features are needed; missing {missing}")
     dup = sorted({c for c in columns if c in _KNOWN and columns.count(c) > 1})
@@ -121,12 +173,16 @@ def _from_names(path: Path, names: list[str], where: str) -> tuple[str, ...]:
     return columns
 
 
-def layout(path: str | Path) -> Layout:
-    """Recognise a file's columns: a header row if most of its first row are KDD column names."""
+def layout(path: str | Path, name: str | None = None) -> Layout:
+    """Recognise a file's columns: a header row if most of its first row are KDD column names.
+
+    ``name``: what the file is called, where its own name says nothing (a download's temporary file).
+    """
     path = Path(path)
-    if path.suffix not in SUFFIXES:
-        raise DataError(f"{path}: unknown file type {path.suffix!r}; expected one of {', '.join(SUFFIXES)}")
-    if path.suffix == ".parquet":
+    suffix = Path(name or path.name).suffix
+    if suffix not in SUFFIXES:
+        raise DataError(f"{path}: unknown file type {suffix!r}; expected one of {', '.join(SUFFIXES)}")
+    if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         try:
@@ -135,14 +191,16 @@ def layout(path: str | Path) -> Layout:
             if isinstance(err, FileNotFoundError):
                 raise
             raise DataError(f"{path}: not a readable Parquet file ({err})") from None
-        return Layout(path, _from_names(path, names, "Parquet columns"), header=True)
-    first = _first_row(path)
+        return Layout(path, _from_names(path, names, "Parquet columns"), header=True, format="parquet")
+    gzipped = _is_gzip(path)
+    first = _first_row(path, gzipped)
     if first is None:
         raise DataError(f"{path}: the file is empty; expected KDD records (41 features, optionally label)")
     named = sum(canonical(v) in _KNOWN for v in first)
+    kind = "gzip" if gzipped else "text"
     if named >= len(schema.FEATURES) // 2:
-        return Layout(path, _from_names(path, first, "line 1 (header)"), header=True)
-    return Layout(path, _headerless(path, len(first)), header=False)
+        return Layout(path, _from_names(path, first, "line 1 (header)"), header=True, format=kind)
+    return Layout(path, _headerless(path, len(first)), header=False, format=kind)
 
 
 def _fields(width: int | None) -> str:
@@ -157,8 +215,10 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
     names = columns or (*schema.FEATURES, schema.LABEL, DIFFICULTY)
     lineno = 0
     try:
-        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+        with gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb") as f:
             for lineno, raw in enumerate(f, start=1):
+                if lineno == 1:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as err:
@@ -169,7 +229,7 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
                     )
                 if header and lineno == 1:
                     continue
-                row = next(csv.reader([line]), [])
+                row = next(csv.reader([line], skipinitialspace=True), [])
                 if width is None and len(row) in (42, 43):
                     width = len(row)
                 if len(row) != width:
@@ -179,7 +239,7 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
                     if kind is None or kind == pa.string():
                         continue
                     try:
-                        float(value) if kind == pa.float64() else int(value)
+                        float(value) if kind == pa.float64() else int(value.strip())
                     except ValueError:
                         expected = "a number" if kind == pa.float64() else "an integer"
                         return f"line {lineno}, column {col!r}: expected {expected}, got {value!r}"
@@ -194,6 +254,9 @@ def check_values(df: pd.DataFrame, where: str, first_line: int) -> None:
     """Refuse missing values, negative counts and rates outside [0, 1], naming the line."""
     cols = [c for c in df.columns if c in _TYPES]
     missing = df[cols].isna().to_numpy()
+    for j, col in enumerate(cols):
+        if col in _TEXT:  # an empty text field ("" after trimming) is as missing as an empty number
+            missing[:, j] |= (df[col] == "").to_numpy()
     if missing.any():
         r, c = map(int, np.argwhere(missing)[0])
         raise DataError(f"{where}: line {first_line + r}, column {cols[c]!r}: missing value")
@@ -210,8 +273,6 @@ def check_values(df: pd.DataFrame, where: str, first_line: int) -> None:
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``category`` and ``is_outlier`` beside a ``label`` column (trailing dots dropped)."""
-    from kddad.data.read import label_category
-
     df[schema.LABEL] = df[schema.LABEL].astype(str).str.rstrip(".")
     df[schema.CATEGORY] = label_category(df[schema.LABEL])
     df[schema.IS_OUTLIER] = (df[schema.LABEL] != "normal").astype("int8")
@@ -222,7 +283,7 @@ def _csv_batches(lay: Layout) -> Iterator[pa.RecordBatch]:
     from pyarrow import csv as pacsv
 
     names = [c if c in _KNOWN else f"_ignored_{i}" for i, c in enumerate(lay.columns)]
-    stream = pa.input_stream(str(lay.path), compression="gzip" if lay.path.suffix == ".gz" else None)
+    stream = pa.input_stream(str(lay.path), compression="gzip" if lay.format == "gzip" else None)
     reader = pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(lay.header), block_size=BLOCK_BYTES),
@@ -250,37 +311,66 @@ def _parquet_batches(lay: Layout, rows: int) -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_arrays(arrays, names=[canonical(n) for n in wanted])
 
 
-def iter_records(path: str | Path, chunk_rows: int = 100_000) -> tuple[Layout, Iterator[pd.DataFrame]]:
+def _batches(lay: Layout, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """The file's record batches under KDD names, text fields trimmed; faults as DataError."""
+    batches = _parquet_batches(lay, chunk_rows) if lay.format == "parquet" else _csv_batches(lay)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise DataError(f"{lay.path}: {diagnose(lay.path, lay.columns, lay.header)}") from None
+        if batch.num_rows == 0:
+            continue
+        for col in _TEXT:  # " tcp" from a file written with a space after each comma
+            if col in batch.schema.names:
+                i = batch.schema.get_field_index(col)
+                batch = batch.set_column(i, col, pc.utf8_trim_whitespace(batch.column(i)))
+        yield batch
+
+
+def _frame(data: pa.RecordBatch | pa.Table, lay: Layout, line: int) -> pd.DataFrame:
+    """Records as the reader hands them, checked; ``line``: the file line of the first one."""
+    df = data.to_pandas()
+    df = df[[c for c in (*schema.FEATURES, schema.LABEL, DIFFICULTY) if c in df.columns]]
+    check_values(df, str(lay.path), line)
+    if lay.labelled:
+        df = labelled(df)
+    first = line - 1 - int(lay.header)
+    df.index = pd.RangeIndex(first, first + len(df))
+    return df
+
+
+def iter_records(
+    path: str | Path, chunk_rows: int = 100_000, name: str | None = None
+) -> tuple[Layout, Iterator[pd.DataFrame]]:
     """The file's layout and its rows in chunks: the 41 features under their KDD names, then
-    ``label``, ``category``, ``is_outlier`` when labelled, and ``difficulty`` when present.
+    ``label``, ``category``, ``is_outlier`` when labelled, and ``difficulty`` when present; the
+    index is the 0-based record number.
 
     Errors (wrong width, text in a numeric column, a truncated gzip, a missing value) are raised
     as :class:`~kddad.errors.DataError` naming the file, line and column, when the chunk that
     holds them is reached.
     """
-    lay = layout(path)
+    lay = layout(path, name)
 
     def chunks() -> Iterator[pd.DataFrame]:
         line = 1 + int(lay.header)
-        batches = _parquet_batches(lay, chunk_rows) if lay.path.suffix == ".parquet" else _csv_batches(lay)
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as err:
-                if isinstance(err, FileNotFoundError):
-                    raise
-                raise DataError(f"{lay.path}: {diagnose(lay.path, lay.columns, lay.header)}") from None
-            if batch.num_rows == 0:
-                continue
-            df = batch.to_pandas()
-            df = df[[c for c in (*schema.FEATURES, schema.LABEL, DIFFICULTY) if c in df.columns]]
-            check_values(df, str(lay.path), line)
-            if lay.labelled:
-                df = labelled(df)
-            df.index = pd.RangeIndex(line - 1 - int(lay.header), line - 1 - int(lay.header) + len(df))
+        for batch in _batches(lay, chunk_rows):
+            df = _frame(batch, lay, line)
             line += len(df)
             yield df
 
     return lay, chunks()
+
+
+def read_records(path: str | Path, name: str | None = None) -> tuple[Layout, pd.DataFrame]:
+    """The whole file at once (what training needs), through the same reader as :func:`iter_records`."""
+    lay = layout(path, name)
+    batches = list(_batches(lay, 1 << 20))
+    if not batches:
+        raise DataError(f"{lay.path}: holds no records (a header and nothing else)")
+    return lay, _frame(pa.Table.from_batches(batches), lay, 1 + int(lay.header))

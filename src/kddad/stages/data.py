@@ -44,13 +44,13 @@ def download(cfg: Config, paths: Paths = Paths()) -> list[Path]:
     ]
 
 
-def _read_raw(file: DataFileConfig, paths: Paths, key: str) -> pd.DataFrame:
+def _read_raw(file: DataFileConfig, paths: Paths, key: str, allow_unknown: bool) -> pd.DataFrame:
     from kddad.data.read import read_kdd
 
     raw = paths.raw / file.raw_name
     if not raw.is_file():
         raise DataError(f"{raw}: not found; run the download stage first (dvc repro download)")
-    df = read_kdd(raw)
+    df = read_kdd(raw, allow_unknown=allow_unknown)
     if file.rows is not None and len(df) != file.rows:
         raise DataError(f"{raw}: expected {file.rows} rows ({key}), got {len(df)}")
     return df
@@ -65,8 +65,9 @@ def split(cfg: Config, paths: Paths = Paths()) -> dict:
     from kddad.data.split import split as split_rows
 
     start = time.perf_counter()
-    df = _read_raw(cfg.dataset, paths, "dataset.rows")
-    test = None if cfg.dataset.test is None else _read_raw(cfg.dataset.test, paths, "dataset.test.rows")
+    allow = cfg.dataset.allow_unknown
+    df = _read_raw(cfg.dataset, paths, "dataset.rows", allow)
+    test = None if cfg.dataset.test is None else _read_raw(cfg.dataset.test, paths, "dataset.test.rows", allow)
     frames, report = split_rows(df, cfg.split, test)
     with atomic_dir(paths.split) as tmp:
         for name, frame in frames.items():
@@ -90,6 +91,8 @@ def load_split(name: str, paths: Paths = Paths()) -> pd.DataFrame:
 
 def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     """Fit the encoder on train, write float32 arrays for every split and the encoder."""
+    from kddad.data.audit import Audit
+    from kddad.data.read import ALLOW_HINT
     from kddad.data.split import ALL_SPLITS
     from kddad.features.encoder import FeatureEncoder
 
@@ -97,6 +100,10 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     enc = FeatureEncoder(cfg.features.numeric, cfg.features.categorical, cfg.scaling.method, cfg.scaling.log1p)
     enc.fit(frames["train"])
     meta = {"feature_names": enc.feature_names, "rows": {}, "unknown_categories": {}}
+    for name, frame in frames.items():  # a test file in another spelling: every category unseen
+        audit = Audit(str(paths.split / f"{name}.parquet"))
+        audit.add(frame, enc.categories, labels=False)  # the raw file's labels were checked in split
+        audit.check(cfg.dataset.allow_unknown, ALLOW_HINT)
     with atomic_dir(paths.features) as tmp:
         for name, frame in frames.items():
             X = enc.transform(frame, what=str(paths.split / f"{name}.parquet"))

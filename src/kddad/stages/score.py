@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from kddad.data import schema
+from kddad.data.audit import EARLY_ROWS, Audit
 from kddad.data.records import iter_records
 from kddad.detector import Detector, DetectorError
 from kddad.errors import DataError
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 OUTPUTS = (".csv", ".parquet", ".gz")
 THRESHOLD_FILE = "threshold.json"
+#: How a user goes on past :mod:`kddad.data.audit`'s check when scoring.
+ALLOW_HINT = "pass --allow-unknown to score it anyway"
 
 
 @dataclass
@@ -43,13 +46,21 @@ class Summary:
     threshold: float = float("nan")
     seconds: float = 0.0
     output: Path | None = None
-    unseen: dict[str, Counter] = field(default_factory=dict)
+    audit: Audit | None = None
     metrics: dict[str, Any] | None = None
+
+    @property
+    def unseen(self) -> dict[str, Counter]:
+        return self.audit.unseen if self.audit is not None else {}
 
     def line(self) -> str:
         share = self.flagged / self.rows if self.rows else 0.0
         unseen = sum(sum(c.values()) for c in self.unseen.values())
-        extra = f", {unseen} unseen categorical values encoded as zeros" if unseen else ""
+        extra = ""
+        if unseen:
+            extra = f", {unseen} unseen categorical values encoded as zeros ({self.audit.unseen_share:.2%} of rows)"
+        if self.audit is not None and self.audit.unknown_labels:
+            extra += f", {sum(self.audit.unknown_labels.values())} labels of no known attack"
         return (
             f"{self.rows} rows, {self.flagged} flagged ({share:.2%}), threshold {self.threshold:.6g}, "
             f"{self.seconds:.1f} s ({self.rows / max(self.seconds, 1e-9):,.0f} rows/s){extra} → {self.output}"
@@ -93,8 +104,14 @@ def score_file(
     top_k: int = 3,
     chunk_rows: int = 100_000,
     progress: bool = True,
+    allow_unknown: bool = False,
 ) -> Summary:
-    """Score every record of ``input`` into ``output`` (CSV, ``.csv.gz`` or Parquet by suffix)."""
+    """Score every record of ``input`` into ``output`` (CSV, ``.csv.gz`` or Parquet by suffix).
+
+    A file whose rows mostly hold categories the detector never saw, or labels of no known attack
+    (another spelling of the data), stops the run with its likely cause (:mod:`kddad.data.audit`),
+    after its first chunk or at the end, and writes nothing; ``allow_unknown`` scores it anyway.
+    """
     from tqdm.auto import tqdm
 
     input, output = Path(input), Path(output)
@@ -106,8 +123,10 @@ def score_file(
         log.info("model %s has no per-feature scores: no explanations (top-k 0)", det.model.name)
         top_k = 0
     start = time.perf_counter()
-    summary = Summary(threshold=float(det.threshold), output=output)
+    audit = Audit(str(input))
+    summary = Summary(threshold=float(det.threshold), output=output, audit=audit)
     lay, chunks = iter_records(input, chunk_rows)
+    checked = False
     labels: list[pd.DataFrame] = []
     scores: list[np.ndarray] = []
     with ExitStack() as stack:
@@ -117,12 +136,14 @@ def score_file(
         # the next chunk is read, and the last one written, while this one is scored (pyarrow and
         # torch release the GIL): one thread each, so chunks stay in order and memory stays bounded
         reader = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="kddad-read"))
-        writing = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="kddad-write"))
+        writer_thread = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="kddad-write"))
         ahead, pending = reader.submit(next, chunks, None), [None]
         while (chunk := ahead.result()) is not None:
             ahead = reader.submit(next, chunks, None)
-            for col, counts in det.encoder.unknown_categories(chunk).items():
-                summary.unseen.setdefault(col, Counter()).update(counts)
+            audit.add(chunk, det.encoder.categories)
+            if not checked and audit.rows >= EARLY_ROWS:  # most files are alike throughout: stop early
+                audit.check(allow_unknown, ALLOW_HINT)
+                checked = True
             X = det.encoder.transform(chunk, str(input), report_unknown=False)
             pred = det.predict(X)
             out = pd.DataFrame(
@@ -140,7 +161,7 @@ def score_file(
                 stack.callback(lambda: pending[0] and wait([pending[0]]))  # no close under a write
             if pending[0] is not None:
                 pending[0].result()  # a write error surfaces here
-            pending[0] = writing.submit(writer.write_table, table)
+            pending[0] = writer_thread.submit(writer.write_table, table)
             summary.rows += len(out)
             summary.flagged += int(pred.is_outlier.sum())
             if lay.labelled:
@@ -155,6 +176,8 @@ def score_file(
             pending[0].result()
         if writer is None:
             raise DataError(f"{input}: holds no records (a header and nothing else)")
+        audit.check(allow_unknown, ALLOW_HINT)  # before the output takes its name
+    log.info("%s: %s", input, audit.summary())
     if summary.unseen:
         log.info(
             "categories unseen in training, encoded as all zeros: %s", {c: dict(v) for c, v in summary.unseen.items()}
