@@ -27,7 +27,13 @@ def _score(args: argparse.Namespace) -> None:
 
     det = load_detector(args.model, args.threshold, args.device)
     summary = score_file(
-        det, args.input, args.output, top_k=args.top_k, chunk_rows=args.chunk_rows, progress=not args.no_progress
+        det,
+        args.input,
+        args.output,
+        top_k=args.top_k,
+        chunk_rows=args.chunk_rows,
+        progress=not args.no_progress,
+        allow_unknown=args.allow_unknown,
     )
     if summary.metrics is not None:
         for line in metrics_lines(summary.metrics):
@@ -40,12 +46,13 @@ def describe(model: Path) -> dict[str, Any]:
     from kddad.detector import Detector, read_threshold
     from kddad.stages.score import THRESHOLD_FILE
 
+    # everything shown comes from what Detector.load validated (detector.json is read once, there);
+    # the training data's file and source are shown as recorded, never opened
     det = Detector.load(model)  # refuses a folder that is not a valid detector
-    meta = json.loads((model / "detector.json").read_text(encoding="utf-8"))
     out: dict[str, Any] = {
         "detector": str(model),
-        "model": meta["model"],
-        "score": meta["score"],
+        "model": det.model.model_dump(),
+        "score": det.score_cfg.model_dump(),
         "features": None
         if det.encoder is None
         else {
@@ -57,7 +64,7 @@ def describe(model: Path) -> dict[str, Any]:
         },
         "training_data": det.data or None,
         "epochs": len(det.history),
-        "kddad_version": meta.get("kddad_version"),
+        "kddad_version": det.kddad_version,
         "threshold": det.threshold,
     }
     thr = model.parent / THRESHOLD_FILE
@@ -108,6 +115,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     s.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--allow-unknown",
+        action="store_true",
+        help="score a file even where most rows hold categories the detector never saw or labels of no known "
+        "attack, or no row is labelled normal (by default such a file stops the run, naming the likely cause)",
+    )
     s.set_defaults(run=_score)
 
     i = sub.add_parser("info", help="what a trained detector is")

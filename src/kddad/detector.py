@@ -13,24 +13,40 @@ In the spirit of alibi-detect and PyOD, usable without DVC or Hydra::
 The model itself (:class:`kddad.models.base.Model`: the networks, PCA, IsolationForest) fits,
 scores and saves its own state; the detector adds what every kind shares: input checks, the
 encoder, thresholds, ``predict`` and the saved description. Nothing is unpickled on load.
+
+A detector folder is untrusted input. :meth:`Detector.load` validates ``detector.json`` whole
+(:class:`DetectorFile`: every key, nested ones included, typed; unknown keys refused; the
+threshold and feature reference finite; the history rows; the model, score, trainer and
+early-stopping settings against the config schema) and ``encoder/encoder.json`` likewise
+(:meth:`FeatureEncoder.load`), before anything is built from them; :meth:`Detector.save` checks
+the same description before writing, so what it writes loads. Every refusal is a
+:class:`DetectorError` of one line naming the file and the key.
+
+The ``data`` block (:class:`DataInfo`: where the training rows came from) is data, recorded for
+display: its ``file`` and ``source`` are strings that no code here (nor ``kddad info``) ever
+opens, resolves or follows; they are refused if they hold control characters or newlines (no
+terminal escape reaches a screen through ``kddad info``) or exceed 4,096 characters. A ``..`` in
+them is legitimate (``dataset.path=../x.csv``) and is kept as written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
 from kddad import __version__
-from kddad.config import MODEL_ADAPTER, EarlyStoppingConfig, ModelConfig, ScoreConfig, TrainerConfig
-from kddad.errors import KddadError
-from kddad.features.encoder import FeatureEncoder
+from kddad.config import MODEL_ADAPTER, EarlyStoppingConfig, ModelConfig, ScoreConfig, SplitConfig, TrainerConfig
+from kddad.errors import DataError, KddadError
+from kddad.features.encoder import FeatureEncoder, Strict, Text, format_version, invalid, read_description
 from kddad.io import atomic_dir, write_json
 from kddad.models.base import Model, model_class
 
@@ -42,6 +58,80 @@ FORMAT = 1
 
 class DetectorError(KddadError):
     """A detector file is missing, tampered with, or does not fit the data it is given."""
+
+
+# -- the saved description, detector.json ---------------------------------------------------
+Count = Annotated[int, Field(strict=True, ge=0)]
+Number = Annotated[float, Field(strict=True)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: the split protocols of the config schema (``split.protocol``)
+SplitProtocol = SplitConfig.model_fields["protocol"].annotation
+
+
+def _sha256(v: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", v):
+        raise ValueError("expected 64 hexadecimal characters (a sha256)")
+    return v
+
+
+class DataInfo(Strict):
+    """Where the training rows came from (``kddad.stages.model.training_data``): shown, never opened."""
+
+    name: Text | None = None
+    file: Text | None = None  # a file name or path as configured: a string, never opened
+    sha256: Annotated[str, Field(strict=True), AfterValidator(_sha256)] | None = None
+    source: Text | None = None  # a local path or URL as configured: a string, never opened
+    split: SplitProtocol | None = None
+    split_seed: Count | None = None
+    rows: Count | None = None
+
+
+class ThresholdInfo(Strict):
+    """How the threshold was set (``infer_threshold*``, or a threshold stage's file)."""
+
+    method: Literal["percentile", "fpr"] | None = None
+    perc_outlier: Annotated[float, Field(strict=True, ge=0, lt=100)] | None = None
+    fpr: Annotated[float, Field(strict=True, gt=0, lt=1)] | None = None
+    rows: Count | None = None
+    on: Text | None = None
+    outliers_in_batch: Count | None = None
+    flagged: Count | None = None
+    flagged_outliers: Count | None = None
+    mlflow_run_id: Text | None = None
+
+
+class HistoryRow(Strict):
+    """One epoch of the training history (a loss may be NaN: an epoch without validation)."""
+
+    epoch: Count
+    train_loss: Number
+    val_loss: Number
+
+
+class DetectorFile(Strict):
+    """``detector.json``, every key checked; written by :meth:`Detector.save`."""
+
+    format: Annotated[int, Field(strict=True), AfterValidator(format_version(FORMAT))]
+    kddad_version: Text | None = None
+    n_features: Annotated[int, Field(strict=True, gt=0)]
+    seed: Count
+    model: ModelConfig
+    score: ScoreConfig
+    trainer: TrainerConfig
+    early_stopping: EarlyStoppingConfig
+    threshold: Finite | None
+    threshold_info: ThresholdInfo = ThresholdInfo()
+    history: list[HistoryRow] = []
+    data: DataInfo = DataInfo()
+    feature_reference: list[Finite] | None = None
+
+    @field_validator("feature_reference")
+    @classmethod
+    def _one_per_feature(cls, v: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        n = info.data.get("n_features")
+        if v is not None and n is not None and len(v) != n:
+            raise ValueError(f"expected {n} values, one per feature (n_features), got {len(v)}")
+        return v
 
 
 @dataclass(frozen=True)
@@ -100,6 +190,8 @@ class Detector:
         self.data: dict[str, Any] = {}
         #: per-feature median score of held-out normal rows: what explanations count as excess
         self.feature_reference: np.ndarray | None = None
+        #: the kddad release that saved a loaded detector (None: not loaded)
+        self.kddad_version: str | None = None
 
     def _new_model(self) -> Model:
         return model_class(self.model)(self.model, self.score_cfg, self.trainer, self.early_stopping, self.seed)
@@ -291,28 +383,28 @@ class Detector:
         """Write the detector folder atomically: JSON description, the model's own files, encoder."""
         model = self._fitted()
         path = Path(path)
+        meta = {
+            "format": FORMAT,
+            "kddad_version": __version__,
+            "n_features": self.n_features,
+            "seed": self.seed,
+            "model": self.model.model_dump(),
+            "score": self.score_cfg.model_dump(),
+            "trainer": self.trainer.model_dump(),
+            "early_stopping": self.early_stopping.model_dump(),
+            "threshold": self.threshold,
+            "threshold_info": self.threshold_info,
+            "history": self.history,
+            "data": self.data,
+            "feature_reference": None if self.feature_reference is None else [float(v) for v in self.feature_reference],
+        }
+        try:  # what load would refuse is not written
+            DetectorFile.model_validate(meta)
+        except ValidationError as err:
+            raise DetectorError(invalid(err, path / _META, DetectorFile, "cannot save this detector")) from None
         with atomic_dir(path) as tmp:
             model.save(tmp)
-            write_json(
-                tmp / _META,
-                {
-                    "format": FORMAT,
-                    "kddad_version": __version__,
-                    "n_features": self.n_features,
-                    "seed": self.seed,
-                    "model": self.model.model_dump(),
-                    "score": self.score_cfg.model_dump(),
-                    "trainer": self.trainer.model_dump(),
-                    "early_stopping": self.early_stopping.model_dump(),
-                    "threshold": self.threshold,
-                    "threshold_info": self.threshold_info,
-                    "history": self.history,
-                    "data": self.data,
-                    "feature_reference": None
-                    if self.feature_reference is None
-                    else [float(v) for v in self.feature_reference],
-                },
-            )
+            write_json(tmp / _META, meta)
             if self.encoder is not None:
                 self.encoder.save(tmp / _ENCODER)
         return path
@@ -326,26 +418,30 @@ class Detector:
         ``device``: where it scores (see :meth:`to`).
         """
         path = Path(path)
+        file = path / _META
+        meta = read_description(file, "a detector description (detector.json)", DetectorError)
         try:
-            meta = json.loads((path / _META).read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT}")
-            encoder = FeatureEncoder.load(path / _ENCODER) if (path / _ENCODER).is_dir() else None
-            det = cls(meta["model"], meta["score"], meta["trainer"], meta["early_stopping"], encoder, meta["seed"])
-            det.n_features = int(meta["n_features"])
-            if meta["threshold"] is not None:
-                det.threshold = finite_threshold(meta["threshold"], f"{path / _META}: key 'threshold'")
-            det.threshold_info, det.history = meta.get("threshold_info", {}), meta.get("history", [])
-            det.data = dict(meta.get("data") or {})
-            ref = meta.get("feature_reference")
-            if ref is not None:
-                det.feature_reference = np.asarray(ref, dtype=np.float32)
-                if det.feature_reference.shape != (det.n_features,) or not np.isfinite(det.feature_reference).all():
-                    raise ValueError(f"feature_reference: expected {det.n_features} finite numbers")
-        except (OSError, ValueError, KeyError, TypeError) as err:  # ValidationError is a ValueError
-            raise DetectorError(
-                f"{path / _META}: not a valid detector description ({type(err).__name__}: {str(err).splitlines()[0]})"
-            ) from None
+            desc = DetectorFile.model_validate(meta)
+        except ValidationError as err:
+            raise DetectorError(invalid(err, file, DetectorFile, "not a valid detector")) from None
+        encoder = None
+        if (path / _ENCODER).is_dir():
+            try:
+                encoder = FeatureEncoder.load(path / _ENCODER)
+            except DataError as err:
+                raise DetectorError(str(err)) from None
+            if len(encoder.feature_names) != desc.n_features:
+                raise DetectorError(
+                    f"{file}: not a valid detector: key 'n_features': {desc.n_features}, but "
+                    f"{path / _ENCODER / 'encoder.json'} encodes rows into {len(encoder.feature_names)} features"
+                )
+        det = cls(desc.model, desc.score, desc.trainer, desc.early_stopping, encoder, desc.seed)
+        det.n_features, det.threshold, det.kddad_version = desc.n_features, desc.threshold, desc.kddad_version
+        det.threshold_info = desc.threshold_info.model_dump(exclude_unset=True)
+        det.history = [row.model_dump() for row in desc.history]
+        det.data = desc.data.model_dump(exclude_unset=True)
+        if desc.feature_reference is not None:
+            det.feature_reference = np.asarray(desc.feature_reference, dtype=np.float32)
         try:
             det.model_ = det._new_model().load(path, det.n_features)
         except DetectorError:
@@ -369,7 +465,8 @@ class Detector:
             )
         self.threshold = info["threshold"]
         self.set_score(**{k: score[k] for k in ("samples", "outlier_perc") if k in score})
-        self.threshold_info = {k: v for k, v in info.items() if k not in ("threshold", "score")}
+        # what a saved detector records of it (ThresholdInfo): the file's other keys are its own
+        self.threshold_info = {k: v for k, v in info.items() if k in ThresholdInfo.model_fields}
         return self
 
 

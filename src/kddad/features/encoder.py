@@ -4,18 +4,29 @@ scikit-learn fits the statistics (its scalers and OneHotEncoder); the fitted enc
 plain spec (per-column multiplier and offset, category lists) applied with numpy, and saved as
 JSON. Loading a saved encoder reads numbers and strings: nothing is unpickled, and no model
 library (skops would import torch through scikit-learn) is imported by the data stages.
+
+A saved ``encoder.json`` is untrusted input: :meth:`FeatureEncoder.load` validates every key
+(:class:`EncoderFile`, unknown keys refused) and every value's range before anything is
+computed with it, naming the file and the key at fault. The helpers that do so for any saved
+JSON description (:func:`read_description`, :func:`invalid`, :data:`Text`) are shared with
+:mod:`kddad.detector`.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
-from collections.abc import Sequence
+import math
+import re
+import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from kddad.data import schema
 from kddad.errors import DataError
@@ -27,6 +38,279 @@ log = logging.getLogger(__name__)
 SCALERS = {"standard": "StandardScaler", "minmax": "MinMaxScaler", "robust": "RobustScaler", "none": None}
 _META = "encoder.json"
 FORMAT = 1
+
+#: The largest multiplier a saved encoder may hold. A multiplier is 1 / the spread of a column
+#: (standard: std, robust: IQR, minmax: range); the raw features are counts and sizes up to
+#: ~1e9 (src_bytes) on an integer grid and rates in [0, 1] on a 0.01 grid, and scikit-learn
+#: scales a column whose spread is within float rounding of its mean as a constant one
+#: (multiplier 1), so fitted multipliers stay far below 1e6. 1e12 leaves a wide margin while a
+#: raw value of 1e10 still encodes to at most 1e22, far inside float32 (3.4e38).
+MAX_MULTIPLIER = 1e12
+#: The largest |offset| (offset = -centre x multiplier: a centre of ~1e9 times a generous
+#: multiplier; a constant column's offset is minus its mean).
+MAX_OFFSET = 1e15
+
+
+# -- validating saved JSON descriptions (shared with kddad.detector) --------------------------
+#: Characters refused in recorded text: C0/C1 controls (newlines, ESC of terminal escape
+#: sequences, CSI), DEL, Unicode line/paragraph separators and bidirectional overrides.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _printable(max_len: int) -> Callable[[str], str]:
+    def check(v: str) -> str:
+        if len(v) > max_len:
+            raise ValueError(f"expected at most {max_len} characters, got {len(v)}")
+        bad = _UNPRINTABLE.search(v)
+        if bad:
+            raise ValueError(
+                f"holds the control character {bad.group()!r} at position {bad.start()}; expected printable text"
+            )
+        return v
+
+    return check
+
+
+#: Text recorded for display (a file name, a URL, a version): printable, one line, ≤ 4096 characters.
+Text = Annotated[str, Field(strict=True), AfterValidator(_printable(4096))]
+#: A short name (a category value): printable, ≤ 256 characters.
+Name = Annotated[str, Field(strict=True), AfterValidator(_printable(256))]
+
+
+class Strict(BaseModel):
+    """A saved description: unknown keys refused, no type coercion of its own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def safe(text: str, limit: int = 80) -> str:
+    """``text`` for a one-line message: every unprintable character escaped, cut at ``limit``."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return "".join(c if c.isprintable() and not _UNPRINTABLE.match(c) else repr(c)[1:-1] for c in text)
+
+
+def _members(t: Any) -> list[Any]:
+    """The types a (possibly Annotated, Optional or union) annotation may hold."""
+    origin = get_origin(t)
+    if origin is Annotated:
+        return _members(get_args(t)[0])
+    if origin is Union or origin is types.UnionType:
+        return [m for a in get_args(t) for m in _members(a)]
+    return [t]
+
+
+def _step(t: Any, part: str | int) -> Any:
+    """The annotation at ``part`` inside a value of annotation ``t`` (None if unknown)."""
+    for m in _members(t):
+        if isinstance(m, type) and issubclass(m, BaseModel):
+            if part in m.model_fields:
+                return m.model_fields[part].annotation
+            name = m.model_fields.get("name")
+            if name is not None and part in get_args(name.annotation):  # a union member's tag
+                return m
+        elif get_origin(m) is list and isinstance(part, int):
+            return get_args(m)[0]
+        elif get_origin(m) is dict and isinstance(part, str):
+            return get_args(m)[1]
+    return None
+
+
+def _keys_at(root: type[BaseModel], loc: tuple) -> list[str]:
+    t: Any = root
+    for part in loc:
+        t = _step(t, part)
+        if t is None:
+            return []
+    return [k for m in _members(t) if isinstance(m, type) and issubclass(m, BaseModel) for k in m.model_fields]
+
+
+def _model_kinds() -> tuple[str, ...]:
+    from kddad.config.schema import MODEL_KINDS
+
+    return MODEL_KINDS
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return safe(repr(value))
+
+
+def invalid(
+    err: ValidationError,
+    file: Path | str,
+    root: type[BaseModel],
+    what: str,
+    note: Callable[[tuple], str] = lambda loc: "",
+) -> str:
+    """One line naming ``file`` and the key of the first problem pydantic found (and how many more).
+
+    Keys read as written: ``data.file``, ``multiplier[3]``; a model kind pydantic names in the
+    path (``model.vae.latent``) is dropped, as in the config's errors (:mod:`kddad.config.load`).
+    ``note``: a hint to show after the key (e.g. the column an index stands for).
+    """
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key first
+    e = errors[0]
+    loc = tuple(e["loc"])
+    shown = list(loc)
+    if len(shown) > 1 and shown[0] == "model" and shown[1] in _model_kinds():
+        del shown[1]
+    kind = e["type"]
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        shown.append("name")
+        tags = ", ".join(_model_kinds())
+        msg = (
+            f"required key is missing (KeyError); expected one of {tags}"
+            if kind == "union_tag_not_found"
+            else f"expected one of {tags}, got {_got(e['ctx']['tag'])}"
+        )
+    elif kind == "extra_forbidden":
+        allowed = _keys_at(root, loc[:-1])
+        msg = "unknown" + (f"; expected one of {', '.join(allowed)}" if allowed else "")
+    elif kind == "missing":
+        msg = "required key is missing (KeyError)"
+    else:
+        msg = e["msg"].removeprefix("Value error, ")
+        if "input" in e and not isinstance(e["input"], (dict, list)) and "got " not in msg:
+            msg += f", got {_got(e['input'])}"
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{safe(str(p), 40)}" for p in shown).lstrip(".")
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return safe(f"{file}: {what}: key '{key or '(top level)'}'{note(loc)}: {msg}{more}", 2000)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise ValueError(f"key {safe(dup)!r} appears twice")
+    return dict(pairs)
+
+
+def read_description(file: Path, what: str, error: type[Exception]) -> dict[str, Any]:
+    """A saved JSON object (duplicate keys refused), or ``error`` naming ``file``."""
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except FileNotFoundError:
+        raise error(f"{file}: not found; expected {what}") from None
+    except OSError as err:
+        raise error(f"{file}: cannot read {what} ({err.strerror or type(err).__name__})") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, a duplicate key
+        raise error(f"{file}: not {what} ({type(err).__name__}: {safe(str(err), 200)})") from None
+    if not isinstance(meta, dict):
+        raise error(f"{file}: not {what} (expected a JSON object, got {type(meta).__name__})")
+    return meta
+
+
+def format_version(expected: int) -> Callable[[int], int]:
+    def check(v: int) -> int:
+        if v != expected:
+            raise ValueError(f"this kddad reads format {expected}, got format {v!r}")
+        return v
+
+    return check
+
+
+def _finite_in(low: float, high: float, *, low_open: bool) -> Callable[[float], float]:
+    span = f"{'(' if low_open else '['}{low:g}, {high:g}]".replace("e+", "e")
+
+    def check(v: float) -> float:
+        if not (math.isfinite(v) and (low < v if low_open else low <= v) and v <= high):
+            raise ValueError(f"expected a finite value in {span}")
+        return v
+
+    return check
+
+
+def _unique(v: list[str]) -> list[str]:
+    dup = next((c for i, c in enumerate(v) if c in v[:i]), None)
+    if dup is not None:
+        raise ValueError(f"lists {dup!r} twice; expected each once")
+    return v
+
+
+def _kdd_column(allowed: tuple[str, ...], kind: str) -> Callable[[str], str]:
+    def check(v: str) -> str:
+        if v not in allowed:
+            close = difflib.get_close_matches(v, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(allowed[:4])}, …"
+            raise ValueError(f"not one of the {len(allowed)} {kind} KDD features ({hint})")
+        return v
+
+    return check
+
+
+Number = Annotated[float, Field(strict=True)]
+NumericColumn = Annotated[str, Field(strict=True), AfterValidator(_kdd_column(schema.NUMERIC, "numeric"))]
+CategoricalColumn = Annotated[str, Field(strict=True), AfterValidator(_kdd_column(schema.CATEGORICAL, "categorical"))]
+
+
+class EncoderFile(Strict):
+    """``encoder.json``, every key checked; written by :meth:`FeatureEncoder.describe`."""
+
+    format: Annotated[int, Field(strict=True), AfterValidator(format_version(FORMAT))]
+    numeric: Annotated[list[NumericColumn], AfterValidator(_unique)]
+    categorical: Annotated[list[CategoricalColumn], AfterValidator(_unique)]
+    scaling: Literal["standard", "minmax", "robust", "none"]
+    log1p: Any  # the logged columns (a list); true/false in files of earlier releases
+    logged: list[Annotated[str, Field(strict=True)]]
+    multiplier: list[Annotated[Number, AfterValidator(_finite_in(0, MAX_MULTIPLIER, low_open=True))]]
+    offset: list[Annotated[Number, AfterValidator(_finite_in(-MAX_OFFSET, MAX_OFFSET, low_open=False))]]
+    categories: dict[
+        str,
+        Annotated[list[Name], Field(min_length=1), AfterValidator(_unique)],
+    ]
+    feature_names: list[Annotated[str, Field(strict=True)]]
+
+    @field_validator("log1p")
+    @classmethod
+    def _log1p(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return v
+        if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
+            raise ValueError("expected a list of numeric KDD features (or true/false)")
+        bad = [c for c in v if c not in schema.NUMERIC]
+        if bad:
+            raise ValueError(f"{[safe(c, 40) for c in bad[:3]]} are not numeric KDD features")
+        return _unique(v)
+
+    @field_validator("logged")
+    @classmethod
+    def _logged(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        d = info.data
+        if "numeric" in d and "log1p" in d and v != [c for c in d["numeric"] if c in schema.log1p_columns(d["log1p"])]:
+            raise ValueError("disagrees with numeric and log1p; expected the numeric columns log1p names")
+        return v
+
+    @field_validator("multiplier", "offset")
+    @classmethod
+    def _one_per_column(cls, v: list[float], info: ValidationInfo) -> list[float]:
+        n = len(info.data.get("numeric", v))
+        if len(v) != n:
+            raise ValueError(f"expected {n} values, one per numeric column, got {len(v)}")
+        return v
+
+    @field_validator("categories")
+    @classmethod
+    def _per_column(cls, v: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        cols = info.data.get("categorical")
+        if cols is not None and set(v) != set(cols):
+            extra, missing = sorted(set(v) - set(cols)), [c for c in cols if c not in v]
+            raise ValueError(
+                "expected one list per categorical column"
+                + (f"; {[safe(c, 40) for c in extra]} are not categorical columns here" if extra else "")
+                + (f"; {missing} have none" if missing else "")
+            )
+        return v
+
+    @field_validator("feature_names")
+    @classmethod
+    def _names(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        d = info.data
+        if all(k in d for k in ("numeric", "categorical", "categories")):
+            want = [*d["numeric"], *(f"{c}_{x}" for c in d["categorical"] for x in d["categories"][c])]
+            if v != want:
+                raise ValueError("disagree with the columns and categories; expected the encoded columns in order")
+        return v
 
 
 def _affine(method: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,22 +467,35 @@ class FeatureEncoder:
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureEncoder:
-        """Load a saved encoder: plain JSON, checked for shape and consistency."""
+        """Load a saved encoder: plain JSON, every key and value checked (:class:`EncoderFile`).
+
+        Refuses unknown keys, columns that are not KDD features, non-finite or absurd multipliers
+        and offsets (bounds: :data:`MAX_MULTIPLIER`, :data:`MAX_OFFSET`), lengths that disagree
+        with the column lists, duplicate or empty category lists; the error names the file and key.
+        """
         file = Path(path) / _META
+        what = "not a valid kddad encoder"
+        meta = read_description(file, "a kddad encoder (encoder.json)", DataError)
         try:
-            meta = json.loads(file.read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT}")
-            enc = cls(meta["numeric"], meta["categorical"], meta["scaling"], meta["log1p"])
-            enc._mul = np.asarray(meta["multiplier"], dtype=np.float64)
-            enc._add = np.asarray(meta["offset"], dtype=np.float64)
-            enc._categories = {str(c): [str(v) for v in meta["categories"][c]] for c in enc.categorical}
-            if enc._mul.shape != (len(enc.numeric),) or enc._add.shape != (len(enc.numeric),):
-                raise ValueError(f"multiplier/offset need {len(enc.numeric)} values, one per numeric column")
-            if not (np.isfinite(enc._mul).all() and np.isfinite(enc._add).all()):
-                raise ValueError("multiplier/offset hold non-finite values")
-            if enc.feature_names != meta["feature_names"] or enc.logged != meta["logged"]:
-                raise ValueError("feature_names/logged disagree with the columns and categories")
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise DataError(f"{file}: not a valid kddad encoder ({type(err).__name__}: {err})") from None
+            spec = EncoderFile.model_validate(meta)
+        except ValidationError as err:
+            numeric = meta.get("numeric")
+
+            def column(loc: tuple) -> str:
+                if (
+                    len(loc) > 1
+                    and loc[0] in ("multiplier", "offset")
+                    and isinstance(loc[1], int)
+                    and isinstance(numeric, list)
+                    and loc[1] < len(numeric)
+                    and isinstance(numeric[loc[1]], str)
+                ):
+                    return f" ({safe(numeric[loc[1]], 40)})"
+                return ""
+
+            raise DataError(invalid(err, file, EncoderFile, what, column)) from None
+        enc = cls(spec.numeric, spec.categorical, spec.scaling, spec.log1p)
+        enc._mul = np.asarray(spec.multiplier, dtype=np.float64)
+        enc._add = np.asarray(spec.offset, dtype=np.float64)
+        enc._categories = {c: list(spec.categories[c]) for c in enc.categorical}
         return enc
