@@ -227,3 +227,78 @@ def test_a_stage_that_cannot_write_its_output_says_where(project, tmp_path, case
     )
     _one_clear_line(proc, needle, "cannot write this output")
     assert sorted(str(p.relative_to(copy)) for p in copy.rglob("*")) == before  # nothing half-written
+
+
+def _file_size_limit(nbytes: int):
+    """A preexec_fn: files of this process may not grow past ``nbytes`` (a full disk, in effect);
+    SIGXFSZ ignored, so a write past it fails with EFBIG as on a full file system."""
+    import resource
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return limit
+
+
+def _kddad(*args: str, **kw) -> subprocess.CompletedProcess:
+    """The `kddad` console script, as a user types it."""
+    cmd = [str(Path(sys.executable).with_name("kddad")), *args]
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, **kw)
+
+
+def _temporaries(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*") if p.name.endswith((".tmp", ".part")) or ".old" in p.name]
+
+
+def test_a_full_disk_during_kddad_score_is_one_line_and_leaves_nothing(project, mirror, tmp_path):
+    out = tmp_path / "scores.csv"
+    model = str(project / "models" / "detector")
+    proc = _kddad(
+        "score", "--model", model, "--input", str(mirror / "KDDTest+.txt"), "--output", str(out), "--no-progress",
+        preexec_fn=_file_size_limit(256 << 10),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    [error] = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert str(out) in error and "cannot write this output (File too large)" in error
+    assert list(tmp_path.iterdir()) == []  # no partial output, no temporary file
+
+
+def test_a_full_disk_during_evaluate_is_one_line_and_leaves_nothing_partial(project, tmp_path):
+    copy = Path(shutil.copytree(project, tmp_path / "full", ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts")))
+    _params(copy, "tracking.enabled=false")
+    shutil.rmtree(copy / "reports", ignore_errors=True)
+    proc = _stage(copy, "evaluate", preexec_fn=_file_size_limit(16 << 10))
+    _one_clear_line(proc, "reports", "cannot write this output (File too large)")
+    assert not _temporaries(copy)
+    for path in (copy / "reports").rglob("*"):  # what was written before the disk filled is whole
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".png":
+            assert path.read_bytes().endswith(b"IEND\xaeB`\x82")
+
+
+def test_temporaries_of_a_killed_kddad_score_are_swept_by_the_next_run(project, mirror, tmp_path):
+    big = tmp_path / "big.csv"  # slow enough to be caught mid-write
+    with gzip.open(mirror / KDD10, "rb") as fin, open(big, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    out = tmp_path / "out" / "scores.csv"
+    cmd = [str(Path(sys.executable).with_name("kddad")), "score", "--model", str(project / "models" / "detector")]
+    cmd += ["--input", str(big), "--output", str(out), "--no-progress", "--chunk-rows", "20000"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not [p for p in _temporaries(out.parent) if p.stat().st_size] and time.monotonic() < deadline:
+            assert proc.poll() is None, "kddad score ended before it could be killed"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    [left] = _temporaries(out.parent)
+    assert str(proc.pid) in left.name and not out.exists()
+    small = tmp_path / "small.csv"
+    small.write_bytes(b"".join(big.open("rb").readlines()[:1000]))
+    done = _kddad("score", "--model", str(project / "models" / "detector"), "--input", str(small), "--output", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not _temporaries(out.parent) and out.is_file()

@@ -37,11 +37,16 @@ def _usual_mode(path: Path, directory: bool) -> None:
 def cannot_write(target: Path, err: OSError) -> OutputError:
     """One clear line for a write that the file system refused, naming the output."""
     code = _errno(err)
-    reason = err.strerror or (os.strerror(code) if code else type(err).__name__)
+    reason = os.strerror(code) if code else err.strerror or type(err).__name__
+    full = code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
     return OutputError(
         f"{target}: cannot write this output ({reason}"
         f"{': ' + str(err.filename) if err.filename and str(err.filename) != str(target) else ''}); "
-        "expected a folder this user can write to"
+        + (
+            "free space there (or raise the quota or file-size limit), or write elsewhere"
+            if full
+            else "expected a folder this user can write to"
+        )
     )
 
 
