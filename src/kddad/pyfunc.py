@@ -6,6 +6,13 @@ nothing of ours, it calls :meth:`Detector.load`. MLflow is imported only to log.
 raw KDD columns, one row per connection (a label column may ride along and is ignored). Output
 per row: ``instance_score``, ``is_outlier`` and the top features with their shares (``top_k``
 as a request parameter).
+
+A bad request (a missing column, text or a null where a number goes, a negative count, a rate
+outside [0, 1], a fractional count) is refused by :func:`predict_records` in one line naming the
+row and column, which the server answers as HTTP 400 (see ``pyfunc_model.RequestError``). For
+that, the signature leaves every column optional and the numeric ones untyped: MLflow's own
+schema enforcement runs first, and would answer with its own message around a dump of the
+request (and truncate ``1.5`` to a count of 1 without a word).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kddad.data import schema
@@ -26,17 +34,58 @@ TOP_K = 3
 _REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "scikit-learn", "pydantic", "pyyaml", "mlflow")
 
 
+def _shown(value: Any) -> str:
+    """A request's value as a message shows it: ``'abc'``, ``1.5``, ``True`` (not ``np.float64(1.5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _numbers(values: pd.Series, col: str) -> pd.Series:
+    """A numeric request column as numbers (numeric text too); text, or true/false, is refused."""
+    from kddad.errors import DataError
+
+    if pd.api.types.is_bool_dtype(values):
+        flags = np.ones(len(values), bool)
+    elif values.dtype == object:
+        flags = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(bool)
+    else:
+        flags = np.zeros(len(values), bool)
+    numeric = pd.to_numeric(values.mask(flags) if flags.any() else values, errors="coerce")
+    bad = flags | (numeric.isna() & values.notna()).to_numpy()
+    if bad.any():
+        r = int(np.argmax(bad))
+        expected = "a number" if col in schema.FLOAT_COLUMNS else "an integer"
+        raise DataError(f"request: row {r}, column {col!r}: expected {expected}, got {_shown(values.iloc[r])}")
+    if col in schema.FLOAT_COLUMNS:
+        return numeric.astype("float64")
+    whole = numeric.notna() & (numeric % 1 == 0) & (numeric.abs() < 2**63)
+    return numeric.astype("int64") if whole.all() else numeric.astype("float64")
+
+
 def predict_records(det: Any, model_input: pd.DataFrame, top_k: int = TOP_K) -> pd.DataFrame:
-    """What the served model answers for a frame of records (the 41 KDD columns, by name)."""
+    """What the served model answers for a frame of records (the 41 KDD columns, by name).
+
+    Checked as ``kddad score`` checks a file: the first fault is raised as a one-line
+    :class:`~kddad.errors.DataError` naming the row (0-based) and column.
+    """
     from kddad.data.records import canonical, check_values
     from kddad.errors import DataError
 
+    if top_k < 0:
+        raise DataError(f"request: parameter 'top_k': expected a non-negative integer, got {top_k}")
     df = pd.DataFrame(model_input).rename(columns=canonical)
     missing = [c for c in schema.FEATURES if c not in df.columns]
     if missing:
-        raise DataError(f"request: missing KDD column(s) {missing}")
+        raise DataError(f"request: missing KDD column(s) {missing}; expected the 41 KDD features by name")
     df = df[list(schema.FEATURES)].reset_index(drop=True)
-    check_values(df, "request", 1)
+    for col in schema.NUMERIC:
+        df[col] = _numbers(df[col], col)
+    check_values(df, "request", 0, unit="row")  # rows numbered as in the answer
+    for col in schema.NUMERIC:
+        if col not in schema.FLOAT_COLUMNS and df[col].dtype != "int64":
+            r = int(np.argmax((df[col] % 1 != 0) | (df[col].abs() >= 2**63)))
+            raise DataError(f"request: row {r}, column {col!r}: expected an integer, got {_shown(df[col].iloc[r])}")
+    for col in schema.CATEGORICAL:
+        df[col] = df[col].astype(str)
     pred = det.predict(df)
     out = pd.DataFrame({"instance_score": pred.instance_score.astype(float), "is_outlier": pred.is_outlier})
     if top_k and det.has_feature_scores:
@@ -44,19 +93,26 @@ def predict_records(det: Any, model_input: pd.DataFrame, top_k: int = TOP_K) -> 
     return out
 
 
+def _kind(col: str) -> str:
+    return "string" if col in schema.CATEGORICAL else "double" if col in schema.FLOAT_COLUMNS else "long"
+
+
 def signature(top_k: int = TOP_K):
-    """Inputs: the 41 KDD columns (counts as long, rates as double, categories as string)."""
+    """Inputs: the 41 KDD columns by name, each optional; categories as string, the numeric
+    columns untyped (``Any``), so that every request reaches :func:`predict_records` and its
+    checks (see the module's doc). Their types are in the model's metadata, ``input_types``."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType
 
-    def kind(col: str) -> str:
-        return "string" if col in schema.CATEGORICAL else "double" if col in schema.FLOAT_COLUMNS else "long"
+    def spec(col: str) -> ColSpec:
+        return ColSpec("string" if col in schema.CATEGORICAL else AnyType(), col, required=False)
 
     outputs = [ColSpec("double", "instance_score"), ColSpec("long", "is_outlier")]
     for i in range(1, top_k + 1):
         outputs += [ColSpec("string", f"feature_{i}"), ColSpec("double", f"share_{i}")]
     return ModelSignature(
-        inputs=Schema([ColSpec(kind(c), c) for c in schema.FEATURES]),
+        inputs=Schema([spec(c) for c in schema.FEATURES]),
         outputs=Schema(outputs),
         params=ParamSchema([ParamSpec("top_k", "long", top_k)]),
     )
@@ -98,6 +154,7 @@ def log_detector(
                 signature=signature(),
                 input_example=example[list(schema.FEATURES)].reset_index(drop=True),
                 pip_requirements=_requirements(),
+                metadata={"input_types": {c: _kind(c) for c in schema.FEATURES}},
                 registered_model_name=register_as,
             )
     finally:

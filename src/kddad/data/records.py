@@ -250,8 +250,9 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
     return "the file could not be parsed, but no single bad row was found"
 
 
-def check_values(df: pd.DataFrame, where: str, first_line: int) -> None:
-    """Refuse missing values, negative counts and rates outside [0, 1], naming the line."""
+def check_values(df: pd.DataFrame, where: str, first_line: int, unit: str = "line") -> None:
+    """Refuse missing values, negative counts and rates outside [0, 1], naming the line (``unit``:
+    what a position is called: a file's ``line``, a request's ``row``)."""
     cols = [c for c in df.columns if c in _TYPES]
     missing = df[cols].isna().to_numpy()
     for j, col in enumerate(cols):
@@ -259,7 +260,7 @@ def check_values(df: pd.DataFrame, where: str, first_line: int) -> None:
             missing[:, j] |= (df[col] == "").to_numpy()
     if missing.any():
         r, c = map(int, np.argwhere(missing)[0])
-        raise DataError(f"{where}: line {first_line + r}, column {cols[c]!r}: missing value")
+        raise DataError(f"{where}: {unit} {first_line + r}, column {cols[c]!r}: missing value")
     for col in schema.NUMERIC:
         values = df[col].to_numpy()
         bad = values < 0
@@ -268,7 +269,7 @@ def check_values(df: pd.DataFrame, where: str, first_line: int) -> None:
         if bad.any():
             r = int(np.argmax(bad))
             expected = "a rate in [0, 1]" if col in schema.FLOAT_COLUMNS else "a non-negative count"
-            raise DataError(f"{where}: line {first_line + r}, column {col!r}: expected {expected}, got {values[r]}")
+            raise DataError(f"{where}: {unit} {first_line + r}, column {col!r}: expected {expected}, got {values[r]}")
 
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:
@@ -279,19 +280,22 @@ def labelled(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _csv_batches(lay: Layout) -> Iterator[pa.RecordBatch]:
+def _csv_batches(lay: Layout, whole: bool = False) -> Iterator[pa.RecordBatch]:
+    """Streamed in blocks; ``whole``: parsed at once on every core (what training reads)."""
     from pyarrow import csv as pacsv
 
     names = [c if c in _KNOWN else f"_ignored_{i}" for i, c in enumerate(lay.columns)]
     stream = pa.input_stream(str(lay.path), compression="gzip" if lay.format == "gzip" else None)
-    reader = pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(lay.header), block_size=BLOCK_BYTES),
-        convert_options=pacsv.ConvertOptions(
+    options = {
+        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=int(lay.header), block_size=BLOCK_BYTES),
+        "convert_options": pacsv.ConvertOptions(
             column_types={c: _TYPES[c] for c in lay.used}, include_columns=lay.used, strings_can_be_null=False
         ),
-    )
-    yield from reader
+    }
+    if whole:
+        yield from pacsv.read_csv(stream, **options).to_batches()
+    else:
+        yield from pacsv.open_csv(stream, **options)
 
 
 def _parquet_batches(lay: Layout, rows: int) -> Iterator[pa.RecordBatch]:
@@ -311,9 +315,9 @@ def _parquet_batches(lay: Layout, rows: int) -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_arrays(arrays, names=[canonical(n) for n in wanted])
 
 
-def _batches(lay: Layout, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+def _batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[pa.RecordBatch]:
     """The file's record batches under KDD names, text fields trimmed; faults as DataError."""
-    batches = _parquet_batches(lay, chunk_rows) if lay.format == "parquet" else _csv_batches(lay)
+    batches = _parquet_batches(lay, chunk_rows) if lay.format == "parquet" else _csv_batches(lay, whole)
     while True:
         try:
             batch = next(batches)
@@ -370,7 +374,7 @@ def iter_records(
 def read_records(path: str | Path, name: str | None = None) -> tuple[Layout, pd.DataFrame]:
     """The whole file at once (what training needs), through the same reader as :func:`iter_records`."""
     lay = layout(path, name)
-    batches = list(_batches(lay, 1 << 20))
+    batches = list(_batches(lay, 1 << 20, whole=True))
     if not batches:
         raise DataError(f"{lay.path}: holds no records (a header and nothing else)")
     return lay, _frame(pa.Table.from_batches(batches), lay, 1 + int(lay.header))

@@ -1,0 +1,177 @@
+"""The served MLflow model answers like a service: a bad record is HTTP 400 with one line naming the
+row and column (no stack trace, no dump of the request), a good one the detector's scores.
+
+One detector, trained by a real `dvc repro` in a fresh copy of the repo (the quick preset on
+NSL-KDD's 20% file, the cheapest real run: about a minute), served by one real
+`mlflow models serve --env-manager local` for the whole module."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import copy_repo, use_preset
+from test_score import _expected, _free_port, _run
+
+from kddad.data import schema
+from kddad.detector import Detector
+
+pytestmark = pytest.mark.slow
+ROW = 2  # the record of the request that is made bad
+FIELDS = {"error_code", "message", "sqlstate", "error_class"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, mirror) -> tuple[Path, dict, str]:
+    """A fresh copy of the repo after `dvc repro` (debug=quick, dataset=nslkdd); its environment and
+    the repro's output."""
+    dst = tmp_path_factory.mktemp("repo")
+    env = copy_repo(dst, mirror)
+    use_preset(dst, "debug", "quick")
+    use_preset(dst, "dataset", "nslkdd")
+    proc = _run([sys.executable, "-m", "dvc", "repro"], dst, env)
+    return dst, env, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    """The run's logged model behind `mlflow models serve` on a free 127.0.0.1 port: its base URL."""
+    path, env, _ = trained
+    run = json.loads((path / "models" / "mlflow_run.json").read_text())
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("serve") / "server.log", "w+")  # closed at teardown
+    cmd = ["mlflow", "models", "serve", "-m", f"runs:/{run['mlflow_run_id']}/detector", "--env-manager", "local"]
+    proc = subprocess.Popen(
+        [*cmd, "-h", "127.0.0.1", "-p", str(port)],
+        cwd=path,
+        env={**env, "MLFLOW_TRACKING_URI": run["tracking_uri"]},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the uvicorn it starts is stopped with it
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"mlflow models serve did not come up:\n{log.read()[-5000:]}")
+                time.sleep(1)
+        yield url
+    finally:
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=wait)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def records(mirror) -> pd.DataFrame:
+    """The first 50 records of NSL-KDD's KDDTest+.txt, the 41 features by name."""
+    df = pd.read_csv(mirror / "KDDTest+.txt", header=None, nrows=50).iloc[:, :41]
+    df.columns = list(schema.FEATURES)
+    return df
+
+
+def _post(url: str, body: dict) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{url}/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _payload(df: pd.DataFrame, orient: str) -> dict:
+    """A request as a client writes it: values as Python objects (None for null), not pandas' own."""
+    rows = df.astype(object).where(df.notna(), None)
+    if orient == "split":
+        return {"dataframe_split": {"columns": list(df.columns), "data": rows.values.tolist()}}
+    return {"dataframe_records": rows.to_dict(orient="records")}
+
+
+BAD = {  # the value put in row ROW (None: null; the column left out for "missing column") and the answer
+    "missing column": ("src_bytes", None, "missing KDD column(s) ['src_bytes']; expected the 41 KDD features by name"),
+    "text in a count": ("src_bytes", "abc", "column 'src_bytes': expected an integer, got 'abc'"),
+    "text in a rate": ("serror_rate", "high", "column 'serror_rate': expected a number, got 'high'"),
+    "true in a count": ("logged_in", True, "column 'logged_in': expected an integer, got True"),
+    "null count": ("dst_bytes", None, "column 'dst_bytes': missing value"),
+    "null rate": ("same_srv_rate", None, "column 'same_srv_rate': missing value"),
+    "null category": ("service", None, "column 'service': missing value"),
+    "negative count": ("count", -3, "column 'count': expected a non-negative count, got -3"),
+    "rate above 1": ("serror_rate", 1.5, "column 'serror_rate': expected a rate in [0, 1], got 1.5"),
+    "negative rate": (
+        "dst_host_rerror_rate",
+        -0.25,
+        "column 'dst_host_rerror_rate': expected a rate in [0, 1], got -0.25",
+    ),
+    "fractional count": ("hot", 2.5, "column 'hot': expected an integer, got 2.5"),
+}
+
+
+@pytest.mark.parametrize("orient", ["split", "records"])
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_value_is_400_with_one_line_naming_row_and_column(server, records, case, orient):
+    col, value, answer = BAD[case]
+    df = records.head(5).copy()
+    if case == "missing column":
+        df = df.drop(columns=col)
+    else:
+        df = df.astype({col: object})
+        df.loc[ROW, col] = value
+        answer = f"row {ROW}, {answer}"
+    status, text = _post(server, {**_payload(df, orient), "params": {"top_k": 3}})
+    assert status == 400, text
+    body = json.loads(text)
+    # exactly our line: no stack trace, no "Failed to predict data '<the request>'", nothing else
+    assert body["message"] == f"request: {answer}" and "\n" not in body["message"]
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE" and set(body) <= FIELDS, text
+    assert "stack_trace" not in body
+
+
+def test_a_good_request_gets_the_detectors_scores(server, trained, records):
+    path, _, repro_log = trained
+    # the input example was validated against the signature when the evaluate stage logged it
+    assert "Validating input example" in repro_log and "Failed to validate serving input example" not in repro_log
+    status, text = _post(server, {**_payload(records, "split"), "params": {"top_k": 3}})
+    assert status == 200, text
+    served = pd.DataFrame(json.loads(text)["predictions"])
+    det = Detector.load(path / "models" / "detector", threshold=path / "models" / "threshold.json")
+    want = _expected(det, records)
+    assert len(served) == len(records) == 50
+    np.testing.assert_allclose(served["instance_score"], want["instance_score"], rtol=1e-5)
+    assert (served["is_outlier"].to_numpy() == want["is_outlier"].to_numpy()).all()
+    for i in (1, 2, 3):
+        assert (served[f"feature_{i}"].to_numpy() == want[f"feature_{i}"].to_numpy()).all()
+        np.testing.assert_allclose(served[f"share_{i}"], want[f"share_{i}"], rtol=1e-4, atol=1e-6)
+    # the same records as dataframe_records, the rates that are 0 or 1 written as integers (0, not 0.0)
+    rates = {
+        c: pd.Series([int(v) if v in (0, 1) else v for v in records[c]], dtype=object) for c in schema.FLOAT_COLUMNS
+    }
+    status, text = _post(server, _payload(records.assign(**rates), "records"))
+    assert status == 200, text
+    np.testing.assert_allclose(
+        pd.DataFrame(json.loads(text)["predictions"])["instance_score"], want["instance_score"], rtol=1e-5
+    )
