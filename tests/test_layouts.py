@@ -25,17 +25,8 @@ from kddad.stages.data import download, split
 
 #: Every 25th record of the 10% file: normals and attacks of each category, about 20,000 rows.
 STEP = 25
-#: What OpenML's / Kaggle's KDD Cup 99 CSV calls eight of the columns.
-L_PREFIXED = (
-    "num_compromised",
-    "root_shell",
-    "su_attempted",
-    "num_root",
-    "num_file_creations",
-    "num_shells",
-    "num_access_files",
-    "num_outbound_cmds",
-)
+#: The eight columns OpenML's / Kaggle's KDD Cup 99 CSV writes with an `l` prefix (num_compromised … num_outbound_cmds).
+L_PREFIXED = schema.FEATURES[12:20]
 
 
 @pytest.fixture(scope="module")
