@@ -46,9 +46,10 @@ from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, fie
 from kddad import __version__
 from kddad.config import MODEL_ADAPTER, EarlyStoppingConfig, ModelConfig, ScoreConfig, SplitConfig, TrainerConfig
 from kddad.errors import DataError, KddadError
-from kddad.features.encoder import FeatureEncoder, Strict, Text, format_version, invalid, read_description
+from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_dir, write_json
 from kddad.models.base import Model, model_class
+from kddad.saved import Strict, Text, format_version, invalid, read_description
 
 log = logging.getLogger(__name__)
 
