@@ -23,3 +23,15 @@ class TrackingError(KddadError):
 
 class OutputError(KddadError):
     """A stage cannot write where its outputs go (permissions, a file where a folder should be)."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived: raised in the main thread so every ``finally`` and context manager
+    cleans up (temporary files, the MLflow run). A BaseException, like KeyboardInterrupt: no
+    ``except Exception`` that records a failure and carries on (a sweep job, a retry) swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")

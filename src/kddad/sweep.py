@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kddad import config
-from kddad.cli import user_errors
+from kddad.cli import signal_exit, user_errors
 from kddad.errors import ConfigError, KddadError, TrackingError
 from kddad.tracking import OWNER_TAG, Tracker, owner
 
@@ -76,7 +76,8 @@ def run_job(cfg: DictConfig) -> float:
     if HydraConfig.get().mode == RunMode.RUN:
         with user_errors():
             return _job(cfg)
-    return _job(cfg)
+    with signal_exit():  # a sweep's job records a user's error and the sweep goes on; a signal ends it
+        return _job(cfg)
 
 
 def _job(cfg: DictConfig) -> float:

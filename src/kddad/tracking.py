@@ -5,22 +5,30 @@ that runs with settings the run was not created with (a scoring-only change re-r
 and evaluate, not train) forks a new run that carries the training curve over, because MLflow
 params cannot change. Everything goes through ``MlflowClient`` with explicit run ids: no
 fluent ``mlflow.log_*`` call that could open a second, implicit run.
+
+With a server URI every call goes through one guard (:meth:`Tracker.call`): it ends within a
+deadline whatever MLflow's retries, and the first call the server does not answer marks the
+tracker lost, so the stage stops with one line naming the URI and every later call (the run's
+FAILED mark, Lightning's teardown) fails at once instead of waiting again.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import re
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kddad.config import Config, TrackingConfig
-from kddad.errors import TrackingError
+from kddad.errors import Interrupted, TrackingError
 from kddad.paths import project_root
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,35 @@ OWNER_TAG = "kddad.process"
 #: Without it the MLflow UI infers the experiment's kind and may open it in the GenAI view.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 PROBE_TIMEOUT_S = 5.0
+#: How long one tracking call to a server may take in all, retries included (seconds).
+DEADLINE_ENV = "KDDAD_TRACKING_DEADLINE"
+DEADLINE_S = 30.0
+MODEL_DEADLINE_FACTOR = 4
+#: The bound on a call made while a stage is already ending (marking its run FAILED or KILLED).
+CLEANUP_DEADLINE_S = 5.0
+#: MLflow's REST client retries each call 7 times with a backoff factor of 2 and a 120 s timeout
+#: (minutes per call). These bounds (one attempt and two retries, 10 s each, 0 + 2 s backoff)
+#: fit the deadline; a user's own settings of these variables win.
+CLIENT_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+#: Proxies' answers that mean the server behind them is gone (a 500 is the server answering).
+GONE_STATUS = frozenset({502, 503, 504})
+
+
+class _QuietRetries(logging.Filter):
+    """urllib3 warns at each retry of a call to a server that went away; the guard's one line says
+    how the call ended. Shown at DEBUG (``-v``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Retrying") or logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+_QUIET_RETRIES = _QuietRetries()
+T = TypeVar("T")
+_in_call = threading.local()  # set in the worker thread of a guarded call: nested calls run directly
 
 
 def resolve_uri(uri: str, root: str | Path | None = None) -> str:
@@ -59,6 +96,58 @@ def _probe(uri: str) -> None:
             f"tracking.uri {uri}: no MLflow server answers ({reason}); start the server, "
             "correct tracking.uri, or set tracking.enabled=false"
         ) from None
+
+
+def _deadline() -> float:
+    raw = os.environ.get(DEADLINE_ENV)
+    if not raw:
+        return DEADLINE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise TrackingError(f"{DEADLINE_ENV}={raw!r}: expected a number of seconds above 0")
+    return value
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from or while handling, each once."""
+    seen: list[BaseException] = []
+    todo = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [e.__cause__, e.__context__]
+    return seen
+
+
+def server_gone(err: BaseException) -> str | None:
+    """Why ``err`` says the server did not answer (refused, reset, timed out, a proxy's 502-504),
+    or None for an answer that refused the call (a 4xx, an MLflow error the server sent back).
+
+    MLflow wraps what ``requests`` raised in an ``MlflowException`` ("API request to ... failed
+    with exception ..."), so the cause is looked for down the exception's chain.
+    """
+    import requests
+
+    for e in _chain(err):
+        if isinstance(e, requests.exceptions.RetryError):  # retries used up on an answer's status
+            found = re.search(r"too many (\d+) error responses", str(e))
+            status = int(found.group(1)) if found else None
+            return f"HTTP {status} answers" if status in GONE_STATUS else None
+        if isinstance(e, requests.exceptions.HTTPError):
+            status = e.response.status_code if e.response is not None else None
+            return f"HTTP {status}" if status in GONE_STATUS else None
+    for e in _chain(err):
+        if isinstance(e, (requests.exceptions.Timeout, TimeoutError)):
+            return "timed out"
+        if isinstance(e, (requests.exceptions.RequestException, ConnectionError)):
+            found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(e))
+            return found.group(1).strip() if found else type(e).__name__
+    return None
 
 
 def _process_start(pid: int) -> float | None:
@@ -127,7 +216,67 @@ class Tracker:
         self.root = project_root() if root is None else Path(root).resolve()
         self.enabled = cfg.enabled
         self.uri = resolve_uri(cfg.uri, self.root)
+        self.remote = self.uri.startswith(("http://", "https://"))
+        self.deadline = _deadline() if self.remote else DEADLINE_S
+        if self.enabled and self.remote:
+            for name, value in CLIENT_BOUNDS.items():  # read by MLflow at every call
+                os.environ.setdefault(name, value)
+            logging.getLogger("urllib3.connectionpool").addFilter(_QUIET_RETRIES)
+        self.cleanup_deadline = min(CLEANUP_DEADLINE_S, self.deadline)
+        #: Logging the detector as a model: a dozen calls and local work (saving, checking) in one
+        self.model_deadline = MODEL_DEADLINE_FACTOR * self.deadline
+        #: Why the server was given up on (its first unanswered call); then every call fails at once.
+        self.lost: str | None = None
         self._client = None
+
+    def call(self, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)``, a call to the tracking store, within a deadline.
+
+        Local stores are called directly. With a server, the call runs in a worker thread and is
+        waited for at most ``deadline`` seconds (default: ``KDDAD_TRACKING_DEADLINE``, 30); an
+        unanswered call (refused, reset, timed out) marks the tracker lost and raises one
+        :class:`TrackingError` naming the URI, and every later call raises it at once. A signal
+        interrupts the wait. An answer that refuses the call (an MLflow error) passes through.
+        """
+        if not self.remote or getattr(_in_call, "active", False):
+            return fn(*args, **kwargs)
+        if self.lost:
+            raise TrackingError(self.lost)
+        limit = self.deadline if deadline is None else deadline
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+        context = contextvars.copy_context()
+
+        def work() -> None:
+            _in_call.active = True
+            try:
+                outcome["value"] = context.run(fn, *args, **kwargs)
+            except BaseException as err:  # handed to the waiting thread
+                outcome["error"] = err
+            finally:
+                done.set()
+
+        # a daemon: a call given up on never holds the process at exit
+        threading.Thread(target=work, name="kddad-tracking", daemon=True).start()
+        if not done.wait(limit):
+            self._lose(f"no answer within {limit:g} s")
+        if "error" in outcome:
+            err = outcome.pop("error")
+            reason = server_gone(err)
+            if reason:
+                self._lose(reason)
+            raise err
+        return outcome["value"]
+
+    def _lose(self, reason: str) -> None:
+        self.lost = (
+            f"tracking.uri {self.uri}: the MLflow server stopped answering ({reason}); stopped with the local "
+            "outputs kept as they were; the MLflow run stays RUNNING there until the next tracked execution "
+            "that reaches the server marks it KILLED; restart the server (or set tracking.enabled=false) "
+            "and run it again"
+        )
+        log.debug("tracking server lost: %s", reason)
+        raise TrackingError(self.lost) from None
 
     def connect(self) -> Tracker:
         """Check the store answers, before any work, and close runs orphaned by killed processes.
@@ -164,7 +313,7 @@ class Tracker:
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.uri)
+            self._client = _GuardedClient(self, MlflowClient(tracking_uri=self.uri))
         return self._client
 
     def experiment_id(self) -> str:
@@ -240,6 +389,8 @@ class Tracker:
         if run_id:
             try:
                 run = self.client.get_run(run_id)
+            except TrackingError:
+                raise
             except Exception as err:  # the store was moved or wiped: start afresh
                 log.warning("MLflow run %s not found in %s (%s); starting a new run", run_id, self.uri, err)
                 return self.start(cfg)
@@ -274,19 +425,30 @@ class Tracker:
         parent: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Iterator[str | None]:
-        """A stage's MLflow run, from start to end: FINISHED when the block ends, FAILED on an error.
+        """A stage's MLflow run, from start to end: FINISHED when the block ends, FAILED on an error,
+        KILLED on a signal (:class:`~kddad.errors.Interrupted`).
 
         Without ``logs``: a new run (``train``; nested under ``parent`` in a sweep). With ``logs``
         (the metric the stage writes): ``resume``'s run reopened, or forked (see :meth:`resume`).
-        Yields the run id, or None when tracking is off.
+        Yields the run id, or None when tracking is off. Once the server is lost the run cannot be
+        marked: it stays RUNNING there until the next execution's orphan sweep (:meth:`connect`).
         """
         run_id = self.resume(resume, cfg, logs) if logs else self.start(cfg, parent=parent, tags=tags)
         try:
             yield run_id
-        except BaseException:
-            self.finish(run_id, "FAILED")
+        except BaseException as err:
+            self._close_failed(run_id, "KILLED" if isinstance(err, Interrupted) else "FAILED")
             raise
         self.finish(run_id)
+
+    def _close_failed(self, run_id: str | None, status: str) -> None:
+        """Mark a run that an error ended, briefly; never hides that error behind a tracking one."""
+        if not run_id or self.lost:
+            return
+        try:
+            self.call(self.client.set_terminated, run_id, status, deadline=self.cleanup_deadline)
+        except TrackingError as err:
+            log.warning("MLflow run %s could not be marked %s: %s", run_id, status, err)
 
     def log_metrics(self, run_id: str | None, metrics: Mapping[str, Any], step: int = 0) -> None:
         if not run_id:
@@ -344,9 +506,54 @@ class Tracker:
             self.client.set_terminated(run_id, status)
 
     def lightning_logger(self, run_id: str | None):
-        """Lightning's MLFlowLogger attached to ``run_id`` (per-epoch losses), or False."""
+        """Lightning's MLFlowLogger attached to ``run_id`` (per-epoch losses), or False; its calls go
+        through :meth:`call`, so a lost server stops training at the next epoch's log and Lightning's
+        teardown (``finalize("failed")``) does not wait for it again."""
         if not run_id:
             return False
         from pytorch_lightning.loggers import MLFlowLogger
 
-        return MLFlowLogger(experiment_name=self.cfg.experiment, tracking_uri=self.uri, run_id=run_id)
+        tracker = self
+
+        class GuardedMLFlowLogger(MLFlowLogger):
+            @property
+            def experiment(self):
+                return tracker.call(MLFlowLogger.experiment.fget, self)
+
+            def log_hyperparams(self, params) -> None:
+                tracker.call(super().log_hyperparams, params)
+
+            def log_metrics(self, metrics, step=None) -> None:
+                tracker.call(super().log_metrics, metrics, step)
+
+            def finalize(self, status: str = "success") -> None:
+                if status != "failed":
+                    tracker.call(super().finalize, status)
+                    return
+                # an error is ending training: brief, and never an error of its own, which would
+                # skip Lightning's teardown (its signal handlers stay installed)
+                if not tracker.lost:
+                    try:
+                        tracker.call(super().finalize, status, deadline=tracker.cleanup_deadline)
+                    except TrackingError:
+                        pass  # lost now; the run's own close says so
+
+        return GuardedMLFlowLogger(experiment_name=self.cfg.experiment, tracking_uri=self.uri, run_id=run_id)
+
+
+class _GuardedClient:
+    """An ``MlflowClient`` whose every method goes through :meth:`Tracker.call`."""
+
+    def __init__(self, tracker: Tracker, client: Any) -> None:
+        self._tracker, self._real = tracker, client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._real, name)
+        if not callable(attr):
+            return attr
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            return self._tracker.call(attr, *args, **kwargs)
+
+        guarded.__name__ = name
+        return guarded

@@ -220,8 +220,17 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
 
     with tracker.run(cfg, resume=run_id(paths.threshold), logs="f1") as run:
         _track(tracker, run, metrics, cfg, paths)
-        if run:
-            log_detector(tracker.uri, run, paths.detector, paths.threshold, test.head(5), cfg.tracking.register_as)
+        if run:  # many calls and local work in one: a longer deadline than one call's
+            tracker.call(
+                log_detector,
+                tracker.uri,
+                run,
+                paths.detector,
+                paths.threshold,
+                test.head(5),
+                cfg.tracking.register_as,
+                deadline=tracker.model_deadline,
+            )
     log.info(
         "evaluate: F1 %.4f, precision %.4f, recall %.4f, ROC-AUC %.5f, PR-AUC %.5f on %d test rows "
         "(held-out outliers: recall %.4f of %d)",
