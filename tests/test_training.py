@@ -258,3 +258,28 @@ def test_the_setting_is_not_passed_to_lightning(monkeypatch):
     monkeypatch.setattr(lightning.pl, "Trainer", trainer)
     _fit(True, epochs=1)
     assert "cuda_graph" not in seen and "gradient_clip_val" not in seen
+
+
+def test_training_sweeps_the_checkpoint_folders_of_killed_trainings(tmp_path, monkeypatch):
+    """A training killed with -9 leaves its checkpoint folder in the temp folder; the next one removes
+    the folders of processes that are gone, and leaves those of live ones."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = _dead_pid()
+    stale = tmp_path / f"{lightning.CHECKPOINT_PREFIX}{gone}-abc"
+    live = tmp_path / f"{lightning.CHECKPOINT_PREFIX}1-abc"  # init: alive
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "epoch=0-step=1.ckpt").write_bytes(b"x")
+    _fit(cuda_graph=False, epochs=1)
+    assert not stale.exists() and live.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]  # its own folder is gone too
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from kddad.io import sweep_stale
 from kddad.models.batches import TensorBatches
 from kddad.models.graphed import GraphedStep, graph_blocker
 from kddad.scores import gaussian_log_prob
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "kddad-ckpt-"
 
 
 def reconstruction_loss(
@@ -200,7 +205,9 @@ def fit(
         cuda_graph=cuda_graph,
     )
     history = History()
-    with tempfile.TemporaryDirectory(prefix="kddad-ckpt-") as ckpt_dir:
+    # a killed training leaves its checkpoint folder behind: the next one sweeps those of dead processes
+    sweep_stale(Path(tempfile.gettempdir()), CHECKPOINT_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{CHECKPOINT_PREFIX}{os.getpid()}-") as ckpt_dir:
         best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1, save_weights_only=True)
         stop = EarlyStopping(monitor="val_loss", mode="min", patience=patience, min_delta=min_delta)
         trainer = pl.Trainer(
