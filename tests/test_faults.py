@@ -56,13 +56,18 @@ def _one_clear_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
     return errors[0]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, mirror):
-    """The data stages in-process, then `train` and `threshold` through their drivers."""
-    root = tmp_path_factory.mktemp("project")
+def data_project(root: Path, mirror: Path) -> Path:
+    """A project at ``root`` whose data stages ran in-process (data/, the encoder), nothing after them."""
     cfg = with_keys(_params(root), download={"mirror": str(mirror)})
     for stage in (download, split, encode):
         stage(cfg, Paths(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mirror):
+    """The data stages in-process, then `train` and `threshold` through their drivers."""
+    root = data_project(tmp_path_factory.mktemp("project"), mirror)
     for name in ("train", "threshold"):
         proc = _stage(root, name)
         assert proc.returncode == 0, proc.stderr[-3000:]

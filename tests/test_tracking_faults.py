@@ -16,17 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, with_keys
+from conftest import ROOT
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from test_faults import ENV, _one_clear_line, _params
+from test_faults import ENV, _one_clear_line, _params, data_project
 
 from kddad.cli import user_errors
 from kddad.config import TrackingConfig
 from kddad.errors import TrackingError
 from kddad.models.lightning import CHECKPOINT_PREFIX
-from kddad.paths import Paths
-from kddad.stages.data import download, encode, split
 from kddad.tracking import CLIENT_BOUNDS, OWNER_TAG, Tracker
 
 pytestmark = pytest.mark.slow
@@ -138,11 +136,7 @@ def _outputs_intact(project: Path, before: dict[str, str], pid: int) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mirror):
     """A project whose data stages ran (data/ and the encoder in models/), and nothing after them."""
-    root = tmp_path_factory.mktemp("project")
-    cfg = with_keys(_params(root), download={"mirror": str(mirror)})
-    for stage in (download, split, encode):
-        stage(cfg, Paths(root))
-    return root
+    return data_project(tmp_path_factory.mktemp("project"), mirror)
 
 
 def test_a_server_lost_mid_training_ends_the_stage_within_a_minute(project, tmp_path):
