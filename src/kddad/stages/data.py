@@ -100,10 +100,13 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     enc = FeatureEncoder(cfg.features.numeric, cfg.features.categorical, cfg.scaling.method, cfg.scaling.log1p)
     enc.fit(frames["train"])
     meta = {"feature_names": enc.feature_names, "rows": {}, "unknown_categories": {}}
+    unseen = {}
     for name, frame in frames.items():  # a test file in another spelling: every category unseen
         audit = Audit(str(paths.split / f"{name}.parquet"))
         audit.add(frame, enc.categories, labels=False)  # the raw file's labels were checked in split
         audit.check(cfg.dataset.allow_unknown, ALLOW_HINT)
+        unseen[name] = f"{audit.unseen_share:.2%}"
+    log.info("encode: share of rows with a category unseen in train: %s", unseen)
     with atomic_dir(paths.features) as tmp:
         for name, frame in frames.items():
             X = enc.transform(frame, what=str(paths.split / f"{name}.parquet"))
