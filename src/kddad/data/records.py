@@ -124,13 +124,12 @@ def _first_row(path: Path, gzipped: bool) -> list[str] | None:
 
 
 def _headerless(path: Path, width: int) -> tuple[str, ...]:
-    tails = _TAILS
-    if width not in tails:
+    if width not in _TAILS:
         raise DataError(
             f"{path}: line 1: expected 41 comma-separated fields (unlabelled records), 42 (KDD Cup 99: + label) "
             f"or 43 (NSL-KDD: + label, difficulty), got {width}; a header row needs the KDD column names"
         )
-    return (*schema.FEATURES, *tails[width])
+    return (*schema.FEATURES, *_TAILS[width])
 
 
 def _by_position(path: Path, names: list[str]) -> tuple[str, ...] | None:
@@ -157,10 +156,11 @@ def _by_position(path: Path, names: list[str]) -> tuple[str, ...] | None:
     return (*(f"_ignored_{i}" for i in range(skip)), *places)
 
 
-def _from_names(path: Path, names: list[str], where: str) -> tuple[str, ...]:
+def _from_names(path: Path, names: list[str], where: str, by_position: bool = False) -> tuple[str, ...]:
+    """The columns ``names`` stand for; ``by_position``: a header row may fall back on KDD order."""
     columns = tuple(canonical(n) for n in names)
     missing = [c for c in schema.FEATURES if c not in columns]
-    if missing and where.endswith("(header)") and (positional := _by_position(path, names)) is not None:
+    if missing and by_position and (positional := _by_position(path, names)) is not None:
         return positional
     if missing:
         raise DataError(f"{path}: {where}: the 41 KDD features are needed; missing {missing}")
@@ -199,7 +199,7 @@ def layout(path: str | Path, name: str | None = None) -> Layout:
     named = sum(canonical(v) in _KNOWN for v in first)
     kind = "gzip" if gzipped else "text"
     if named >= len(schema.FEATURES) // 2:
-        return Layout(path, _from_names(path, first, "line 1 (header)"), header=True, format=kind)
+        return Layout(path, _from_names(path, first, "line 1 (header)", by_position=True), header=True, format=kind)
     return Layout(path, _headerless(path, len(first)), header=False, format=kind)
 
 

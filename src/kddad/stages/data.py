@@ -100,20 +100,20 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     enc = FeatureEncoder(cfg.features.numeric, cfg.features.categorical, cfg.scaling.method, cfg.scaling.log1p)
     enc.fit(frames["train"])
     meta = {"feature_names": enc.feature_names, "rows": {}, "unknown_categories": {}}
-    unseen = {}
+    shares = {}
     for name, frame in frames.items():  # a test file in another spelling: every category unseen
         audit = Audit(str(paths.split / f"{name}.parquet"))
         audit.add(frame, enc.categories, labels=False)  # the raw file's labels were checked in split
         audit.check(cfg.dataset.allow_unknown, ALLOW_HINT)
-        unseen[name] = f"{audit.unseen_share:.2%}"
-    log.info("encode: share of rows with a category unseen in train: %s", unseen)
+        shares[name] = f"{audit.unseen_share:.2%}"
+        meta["unknown_categories"][name] = {col: dict(counts) for col, counts in audit.unseen.items()}
+    log.info("encode: share of rows with a category unseen in train (listed in meta.json): %s", shares)
     with atomic_dir(paths.features) as tmp:
         for name, frame in frames.items():
-            X = enc.transform(frame, what=str(paths.split / f"{name}.parquet"))
+            X = enc.transform(frame, what=str(paths.split / f"{name}.parquet"), report_unknown=False)
             np.save(tmp / f"{name}.npy", X)
             np.save(tmp / f"{name}_y.npy", frame[schema.IS_OUTLIER].to_numpy(dtype=np.int8))
             meta["rows"][name] = int(X.shape[0])
-            meta["unknown_categories"][name] = enc.unknown_categories(frame)
         write_json(tmp / "meta.json", meta)
     enc.save(paths.encoder)
     log.info(
