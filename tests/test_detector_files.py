@@ -196,3 +196,12 @@ def test_a_dotdot_path_in_data_is_shown_by_info_and_never_opened(saved, tmp_path
     shown = capsys.readouterr().out
     assert f"file={file}" in shown and f"source={source}" in shown
     assert _OPENED == []
+
+
+def test_info_into_a_closed_pipe_ends_quietly(saved):
+    """`kddad info | head -1`: the reader closes the pipe before the command writes (here: a reader
+    that reads nothing); no traceback, exit 0."""
+    cmd = f"{sys.executable} -m kddad.command info --model {saved} | true"
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

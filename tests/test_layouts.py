@@ -21,7 +21,7 @@ from kddad.data import schema
 from kddad.errors import DataError
 from kddad.paths import Paths
 from kddad.stages.chain import run_chain
-from kddad.stages.data import download, split
+from kddad.stages.data import download, encode, split
 
 #: Every 25th record of the 10% file: normals and attacks of each category, about 20,000 rows.
 STEP = 25
@@ -193,3 +193,17 @@ def test_a_label_set_without_normal_stops_training(rows, mirror, tmp_path):
     codes = [[*r[:-1], "0" if r[-1] == "normal." else "1"] for r in rows]
     with pytest.raises(DataError, match=r"no row is labelled 'normal'.*numeric codes"):
         _split(_write(tmp_path / "codes.csv", codes), mirror, tmp_path / "root2")
+
+
+def test_a_split_whose_normal_rows_are_all_unseen_stops_encoding(files, mirror, tmp_path):
+    """A test file in another spelling (here: the test split's services upper-cased) stops the encode
+    stage; attacks with services the normal training rows never had do not."""
+    cfg, paths = _local(files["canonical"], mirror), Paths(tmp_path)
+    download(cfg, paths)
+    split(cfg, paths)
+    encode(cfg, paths)  # the real slice encodes
+    test = pd.read_parquet(paths.split / "test.parquet")
+    test["service"] = test["service"].str.upper()
+    test.to_parquet(paths.split / "test.parquet", index=False)
+    with pytest.raises(DataError, match=r"test.parquet \(its normal rows\): 100% of rows .*another letter case"):
+        encode(cfg, paths)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     if getattr(args, "top_k", 0) < 0:
         parser().error("--top-k: expected 0 or more")
-    with user_errors():
-        args.run(args)
+    try:
+        with user_errors():
+            args.run(args)
+            sys.stdout.flush()
+    except BrokenPipeError:  # `kddad info | head`: the reader had enough, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
 
 
 if __name__ == "__main__":
