@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from kddad.config import SplitConfig
-from kddad.data import schema
+from kddad.data import fields
 from kddad.data.read import read_kdd
 from kddad.data.split import split
 from kddad.features.encoder import FeatureEncoder
@@ -47,7 +47,7 @@ def main() -> None:
     timed("split grouped + dedupe", lambda: split(df, SplitConfig(dedupe=True)))
     alibi = SplitConfig(**yaml.safe_load((ROOT / "conf/split/alibi_example.yaml").read_text()))
     timed("split alibi_example (400,000-row train)", lambda: split(df, alibi))
-    for name, num, cat in (("alibi18", schema.ALIBI18, ()), ("all41", schema.NUMERIC, schema.CATEGORICAL)):
+    for name, num, cat in (("alibi18", fields.ALIBI18, ()), ("all41", fields.NUMERIC, fields.CATEGORICAL)):
 
         def fit_and_transform(num=num, cat=cat):
             enc = FeatureEncoder(num, cat, "standard").fit(frames["train"])

@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     src = big_file(args.repeat)
     out = HERE / ".cache" / "scores.csv"
-    kddad = [sys.executable, "-m", "kddad.command"]  # what the `kddad` console script runs
+    kddad = [sys.executable, "-m", "kddad.cli"]  # what the `kddad` console script runs
     cmd = [*kddad, "score", "--model", args.model, "--input", str(src), "--output", str(out)]
     cmd += ["--device", args.device, "--top-k", str(args.top_k), "--no-progress"]
     if args.threshold:

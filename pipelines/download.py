@@ -1,6 +1,6 @@
 """DVC stage `download`: see kddad.stages.data.download."""
 
-from kddad.cli import run_stage
+from kddad.entry import run_stage
 from kddad.stages.data import download
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """DVC stage `encode`: see kddad.stages.data.encode."""
 
-from kddad.cli import run_stage
+from kddad.entry import run_stage
 from kddad.stages.data import encode
 
 if __name__ == "__main__":

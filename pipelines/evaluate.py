@@ -1,6 +1,6 @@
 """DVC stage `evaluate`: see kddad.stages.evaluate.evaluate."""
 
-from kddad.cli import run_stage
+from kddad.entry import run_stage
 from kddad.stages.evaluate import evaluate
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """DVC stage `split`: see kddad.stages.data.split."""
 
-from kddad.cli import run_stage
+from kddad.entry import run_stage
 from kddad.stages.data import split
 
 if __name__ == "__main__":

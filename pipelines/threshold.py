@@ -1,6 +1,6 @@
 """DVC stage `threshold`: see kddad.stages.model.threshold."""
 
-from kddad.cli import run_stage
+from kddad.entry import run_stage
 from kddad.stages.model import threshold
 
 if __name__ == "__main__":

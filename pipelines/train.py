@@ -1,6 +1,6 @@
 """DVC stage `train`: see kddad.stages.model.train."""
 
-from kddad.cli import run_stage
+from kddad.entry import run_stage
 from kddad.stages.model import train
 
 if __name__ == "__main__":

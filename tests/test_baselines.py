@@ -8,7 +8,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
 from kddad import config
-from kddad.data import schema
+from kddad.data import fields
 from kddad.detector import Detector, DetectorError
 from kddad.errors import ConfigError
 from kddad.features.encoder import FeatureEncoder
@@ -18,7 +18,7 @@ from kddad.features.encoder import FeatureEncoder
 def data(kdd):
     normal = kdd[kdd["label"] == "normal"].sample(7000, random_state=1)
     attacks = kdd[kdd["label"] != "normal"].sample(300, random_state=1)
-    enc = FeatureEncoder(schema.NUMERIC, categorical=schema.CATEGORICAL, scaling="standard").fit(normal.iloc[:5000])
+    enc = FeatureEncoder(fields.NUMERIC, categorical=fields.CATEGORICAL, scaling="standard").fit(normal.iloc[:5000])
     batch = np.concatenate([enc.transform(normal.iloc[5000:7000]), enc.transform(attacks)])
     return (
         enc.transform(normal.iloc[:4500]),

@@ -6,7 +6,7 @@ import yaml
 from conftest import ROOT
 
 from kddad import config
-from kddad.data import schema as schema_mod
+from kddad.data import fields
 from kddad.errors import ConfigError
 
 
@@ -184,7 +184,7 @@ def test_nslkdd_selects_its_protocol_and_the_two_go_together():
 
 def test_log1p_columns_must_be_features_the_model_sees():
     raw = _default()
-    raw["features"] = {"name": "few", "numeric": list(schema_mod.ALIBI18), "categorical": []}
+    raw["features"] = {"name": "few", "numeric": list(fields.ALIBI18), "categorical": []}
     raw["scaling"]["log1p"] = ["srv_count", "src_bytes"]
     with pytest.raises(ConfigError, match=r"scaling.log1p: \['src_bytes'\] are not numeric features"):
         config.validate(raw)

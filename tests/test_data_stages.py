@@ -10,7 +10,7 @@ import pytest
 from conftest import KDD10, ROOT, with_keys
 
 from kddad import config
-from kddad.data import schema
+from kddad.data import fields
 from kddad.features.encoder import FeatureEncoder
 from kddad.paths import Paths
 from kddad.stages.data import download, encode, split
@@ -20,7 +20,7 @@ def _cfg(cfg: config.Config, mirror, **groups) -> config.Config:
     return with_keys(cfg, download={"mirror": str(mirror)}, **groups)
 
 
-ALIBI18 = {"name": "alibi18", "numeric": list(schema.ALIBI18), "categorical": []}
+ALIBI18 = {"name": "alibi18", "numeric": list(fields.ALIBI18), "categorical": []}
 
 
 def test_three_stages_write_their_outputs(cfg, mirror, tmp_path):
@@ -55,7 +55,7 @@ def test_three_stages_write_their_outputs(cfg, mirror, tmp_path):
 
 def test_all41_encodes_categoricals(cfg, mirror, tmp_path):
     paths = Paths(tmp_path)
-    all41 = {"name": "all41", "numeric": list(schema.NUMERIC), "categorical": list(schema.CATEGORICAL)}
+    all41 = {"name": "all41", "numeric": list(fields.NUMERIC), "categorical": list(fields.CATEGORICAL)}
     c = _cfg(cfg, mirror, features=all41, scaling={"method": "minmax", "log1p": True})
     download(c, paths)
     split(c, paths)

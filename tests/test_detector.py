@@ -7,12 +7,12 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.detector import Detector, DetectorError
 from kddad.features.encoder import FeatureEncoder
 from kddad.models.lightning import reconstruction_loss
 from kddad.models.networks import AutoEncoder
-from kddad.scores import likelihood_scores, mse_scores, top_mean
+from kddad.models.scores import likelihood_scores, mse_scores, top_mean
 
 QUICK = {"max_epochs": 3, "enable_progress_bar": False, "accelerator": "cpu"}
 SMALL = {
@@ -26,7 +26,7 @@ def data(kdd):
     """Encoded real rows: 6,000 normals to train on, a mixed batch with 10% attacks."""
     normal = kdd[kdd["label"] == "normal"].sample(8000, random_state=0)
     attacks = kdd[kdd["label"] != "normal"].sample(200, random_state=0)
-    enc = FeatureEncoder(schema.ALIBI18, scaling="standard").fit(normal.iloc[:6000])
+    enc = FeatureEncoder(fields.ALIBI18, scaling="standard").fit(normal.iloc[:6000])
     batch = np.concatenate([enc.transform(normal.iloc[6000:7800]), enc.transform(attacks)])
     y = np.r_[np.zeros(1800), np.ones(200)]
     return enc, enc.transform(normal.iloc[:5000]), enc.transform(normal.iloc[5000:6000]), batch, y, normal
@@ -218,13 +218,13 @@ def test_a_rows_score_does_not_depend_on_what_is_scored_with_it(data, fitted):
 def test_explain_names_raw_features_with_shares(kdd, tmp_path):
     normal = kdd[kdd["label"] == "normal"].sample(3000, random_state=1)
     attacks = kdd[kdd["label"] != "normal"].sample(300, random_state=1)
-    enc = FeatureEncoder(schema.NUMERIC, schema.CATEGORICAL)
+    enc = FeatureEncoder(fields.NUMERIC, fields.CATEGORICAL)
     det = Detector(SMALL["ae"], {"name": "mse"}, QUICK, encoder=enc, seed=0).fit(normal)
     assert det.feature_reference.shape == (det.n_features,)
     rows = attacks.reset_index(drop=True)
     why = det.explain(rows, k=3)
     assert list(why.columns) == ["feature_1", "share_1", "feature_2", "share_2", "feature_3", "share_3"]
-    names = set(schema.NUMERIC) | {f"{c}={v}" for c in schema.CATEGORICAL for v in rows[c].unique()}
+    names = set(fields.NUMERIC) | {f"{c}={v}" for c in fields.CATEGORICAL for v in rows[c].unique()}
     assert set(why[["feature_1", "feature_2", "feature_3"]].to_numpy().ravel()) <= names
     service = why["feature_1"].str.startswith("service=")
     assert (why.loc[service, "feature_1"] == "service=" + rows.loc[service, "service"]).all()
@@ -246,7 +246,7 @@ def test_explain_names_raw_features_with_shares(kdd, tmp_path):
 
 def test_explain_needs_feature_scores(kdd):
     normal = kdd[kdd["label"] == "normal"].head(2000)
-    enc = FeatureEncoder(schema.NUMERIC)
+    enc = FeatureEncoder(fields.NUMERIC)
     det = Detector({"name": "iforest", "n_estimators": 10}, encoder=enc).fit(normal)
     with pytest.raises(DetectorError, match="no per-feature scores"):
         det.explain(normal, 3)

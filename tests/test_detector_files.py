@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import KDD10, write_head
 
-from kddad import command
-from kddad.data import schema
+from kddad import cli
+from kddad.data import fields
 from kddad.data.read import read_kdd
 from kddad.detector import Detector, DetectorError
 from kddad.features.encoder import FeatureEncoder
@@ -34,7 +34,7 @@ def saved(mirror, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("detector")
     rows = read_kdd(write_head(mirror / KDD10, tmp / "head.gz", 20000))
     normal = rows[rows["label"] == "normal"].iloc[:5000]
-    enc = FeatureEncoder(NUMERIC, list(schema.CATEGORICAL), log1p=True).fit(normal.iloc[:4000])
+    enc = FeatureEncoder(NUMERIC, list(fields.CATEGORICAL), log1p=True).fit(normal.iloc[:4000])
     det = Detector({"name": "pca", "n_components": 3}, {"name": "mse"}, encoder=enc, seed=0)
     det.fit(normal.iloc[:4000], normal.iloc[4000:])
     det.infer_threshold(rows.iloc[:3000], perc_outlier=5)
@@ -165,7 +165,7 @@ def test_info_on_a_tampered_folder_exits_2_in_one_line(saved, tmp_path):
     folder = _copy(saved, tmp_path / "det")
     _edit(folder, DET, lambda m: _at(m["data"], "file", "\x1b]0;owned\x07x.csv"))
     proc = subprocess.run(
-        [sys.executable, "-m", "kddad.command", "info", "--model", str(folder)],
+        [sys.executable, "-m", "kddad.cli", "info", "--model", str(folder)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -192,7 +192,7 @@ def test_a_dotdot_path_in_data_is_shown_by_info_and_never_opened(saved, tmp_path
     sys.addaudithook(_audit)  # a hook stays for the process; it only records paths naming never-opened
     _OPENED.clear()
     assert Detector.load(folder).data["file"] == file
-    command.main(["info", "--model", str(folder)])
+    cli.main(["info", "--model", str(folder)])
     shown = capsys.readouterr().out
     assert f"file={file}" in shown and f"source={source}" in shown
     assert _OPENED == []
@@ -201,7 +201,7 @@ def test_a_dotdot_path_in_data_is_shown_by_info_and_never_opened(saved, tmp_path
 def test_info_into_a_closed_pipe_ends_quietly(saved):
     """`kddad info | head -1`: the reader closes the pipe before the command writes (here: a reader
     that reads nothing); no traceback, exit 0."""
-    cmd = f"{sys.executable} -m kddad.command info --model {saved} | true"
+    cmd = f"{sys.executable} -m kddad.cli info --model {saved} | true"
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

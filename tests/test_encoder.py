@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.errors import DataError
 from kddad.features.encoder import FeatureEncoder
 
-ALL_NUMERIC = list(schema.NUMERIC)
+ALL_NUMERIC = list(fields.NUMERIC)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def parts(kdd):
 
 def test_fitted_on_train_transforms_unseen_categories_as_zeros(parts, caplog):
     train, unseen = parts
-    enc = FeatureEncoder(ALL_NUMERIC, list(schema.CATEGORICAL), "standard").fit(train)
+    enc = FeatureEncoder(ALL_NUMERIC, list(fields.CATEGORICAL), "standard").fit(train)
     assert enc.categories["protocol_type"] == ["tcp"]
     caplog.set_level("INFO")
     X = enc.transform(unseen, what="unseen")
@@ -37,10 +37,10 @@ def test_fitted_on_train_transforms_unseen_categories_as_zeros(parts, caplog):
 @pytest.mark.parametrize("method", ["standard", "minmax", "robust"])
 def test_scaling_statistics_come_from_train_only(parts, method):
     train, unseen = parts
-    enc = FeatureEncoder(list(schema.ALIBI18), scaling=method).fit(train)
+    enc = FeatureEncoder(list(fields.ALIBI18), scaling=method).fit(train)
     Xt = enc.transform(train)
     if method == "standard":
-        nonconst = train[list(schema.ALIBI18)].std(ddof=0).to_numpy() > 0
+        nonconst = train[list(fields.ALIBI18)].std(ddof=0).to_numpy() > 0
         assert np.allclose(Xt[:, nonconst].mean(0), 0, atol=1e-4)
         assert np.allclose(Xt[:, nonconst].std(0), 1, atol=1e-3)
     elif method == "minmax":
@@ -63,7 +63,7 @@ def test_log1p_applies_only_to_heavy_tailed_columns(parts):
 
 def test_save_load_roundtrip_gives_identical_arrays(parts, tmp_path):
     train, unseen = parts
-    enc = FeatureEncoder(ALL_NUMERIC, list(schema.CATEGORICAL), "robust", log1p=True).fit(train)
+    enc = FeatureEncoder(ALL_NUMERIC, list(fields.CATEGORICAL), "robust", log1p=True).fit(train)
     enc.save(tmp_path / "enc")
     back = FeatureEncoder.load(tmp_path / "enc")
     assert back.feature_names == enc.feature_names
@@ -76,12 +76,12 @@ def test_save_load_roundtrip_gives_identical_arrays(parts, tmp_path):
 )
 def test_transform_matches_scikit_learn(parts, method, sk):
     train, unseen = parts
-    enc = FeatureEncoder(ALL_NUMERIC, list(schema.CATEGORICAL), method).fit(train)
+    enc = FeatureEncoder(ALL_NUMERIC, list(fields.CATEGORICAL), method).fit(train)
     want_num = sk().fit(train[ALL_NUMERIC].to_numpy(float)).transform(unseen[ALL_NUMERIC].to_numpy(float))
-    onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(train[list(schema.CATEGORICAL)])
+    onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(train[list(fields.CATEGORICAL)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        want_cat = onehot.transform(unseen[list(schema.CATEGORICAL)])
+        want_cat = onehot.transform(unseen[list(fields.CATEGORICAL)])
     got = enc.transform(unseen)
     assert np.allclose(got[:, : len(ALL_NUMERIC)], want_num, rtol=1e-5, atol=1e-5)
     assert np.array_equal(got[:, len(ALL_NUMERIC) :], want_cat)
@@ -98,7 +98,7 @@ def test_transform_matches_scikit_learn(parts, method, sk):
 )
 def test_a_tampered_encoder_file_is_refused_naming_it(parts, tmp_path, tamper, match):
     train, _ = parts
-    FeatureEncoder(ALL_NUMERIC, list(schema.CATEGORICAL)).fit(train).save(tmp_path / "enc")
+    FeatureEncoder(ALL_NUMERIC, list(fields.CATEGORICAL)).fit(train).save(tmp_path / "enc")
     file = tmp_path / "enc" / "encoder.json"
     meta = json.loads(file.read_text())
     tamper(meta)

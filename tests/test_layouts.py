@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from conftest import KDD10, compose
 
-from kddad.command import main
-from kddad.data import schema
+from kddad.cli import main
+from kddad.data import fields
 from kddad.errors import DataError
 from kddad.paths import Paths
 from kddad.stages.chain import run_chain
@@ -26,7 +26,7 @@ from kddad.stages.data import download, encode, split
 #: Every 25th record of the 10% file: normals and attacks of each category, about 20,000 rows.
 STEP = 25
 #: The eight columns OpenML's / Kaggle's KDD Cup 99 CSV writes with an `l` prefix (num_compromised … num_outbound_cmds).
-L_PREFIXED = schema.FEATURES[12:20]
+L_PREFIXED = fields.FEATURES[12:20]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def _undotted(rows):
 
 def layouts(rows: list[list[str]], folder: Path) -> dict[str, Path]:
     """The slice in each layout found in the wild; ``canonical`` is the distributed one."""
-    names = [*schema.FEATURES, "label"]
+    names = [*fields.FEATURES, "label"]
     misspelled = [("srv_error_rate" if n == "srv_serror_rate" else n) for n in names]
     openml = [("l" + n if n in L_PREFIXED else n) for n in names]
     frame = pd.DataFrame(rows, columns=names)
@@ -153,7 +153,7 @@ def test_every_layout_scores_as_the_canonical_file(rows, files, trained, tmp_pat
 
 
 def _recased(rows, column: str) -> list[list[str]]:
-    i = schema.FEATURES.index(column)
+    i = fields.FEATURES.index(column)
     return [[*r[:i], r[i].upper(), *r[i + 1 :]] for r in rows]
 
 

@@ -4,14 +4,14 @@ import re
 import pytest
 from conftest import KDD10, write_head
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.data.read import read_kdd, records_sha256
 from kddad.errors import DataError
 
 
 def test_full_file_parses_into_typed_named_columns(kdd):
     assert len(kdd) == 494021
-    assert list(kdd.columns[:41]) == list(schema.FEATURES)
+    assert list(kdd.columns[:41]) == list(fields.FEATURES)
     assert (kdd["label"] == "normal").sum() == 97278
     assert not kdd["label"].str.endswith(".").any()
     assert kdd["is_outlier"].sum() == 494021 - 97278
@@ -30,15 +30,15 @@ def test_nsl_kdd_with_difficulty_column_and_unseen_attacks(mirror):
     df = read_kdd(mirror / "KDDTest+.txt")
     assert len(df) == 22544 and df["difficulty"].dtype == "int64" and df["difficulty"].between(0, 21).all()
     assert (df["difficulty"] < 21).sum() == 11850  # KDDTest-21's published size
-    assert set(df["category"]) <= set(schema.CATEGORIES)
+    assert set(df["category"]) <= set(fields.CATEGORIES)
     assert (df.loc[df["label"] == "mscan", "category"] == "probe").all()
 
 
 def _corrupt(mirror, tmp_path, line_no: int, field: int, value: str):
     lines = gzip.open(mirror / KDD10, "rt").readlines()[:200]
-    fields = lines[line_no - 1].split(",")
-    fields[field] = value
-    lines[line_no - 1] = ",".join(fields)
+    parts = lines[line_no - 1].split(",")
+    parts[field] = value
+    lines[line_no - 1] = ",".join(parts)
     path = tmp_path / "bad.txt"
     path.write_text("".join(lines))
     return path

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import KDD10
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.data.read import read_kdd
 from kddad.data.records import DIFFICULTY, canonical, iter_records, layout
 from kddad.errors import DataError
@@ -22,19 +22,19 @@ def _all(path, **kw) -> pd.DataFrame:
 def test_headerless_files_of_41_42_and_43_columns(mirror, tmp_path):
     nsl = _all(mirror / "KDDTest+.txt")
     ref = read_kdd(mirror / "KDDTest+.txt")
-    pd.testing.assert_frame_equal(nsl[list(schema.FEATURES)].reset_index(drop=True), ref[list(schema.FEATURES)])
-    assert (nsl[schema.LABEL].to_numpy() == ref[schema.LABEL].to_numpy()).all()
+    pd.testing.assert_frame_equal(nsl[list(fields.FEATURES)].reset_index(drop=True), ref[list(fields.FEATURES)])
+    assert (nsl[fields.LABEL].to_numpy() == ref[fields.LABEL].to_numpy()).all()
     assert nsl[DIFFICULTY].between(0, 21).all() and list(nsl.index) == list(range(len(ref)))
     unlabelled = tmp_path / "u.csv"
     pd.read_csv(mirror / "KDDTest+.txt", header=None).iloc[:100, :41].to_csv(unlabelled, header=False, index=False)
     lay = layout(unlabelled)
     assert not lay.header and not lay.labelled and len(lay.columns) == 41
-    assert schema.LABEL not in _all(unlabelled).columns
+    assert fields.LABEL not in _all(unlabelled).columns
 
 
 def test_a_header_with_public_variants_in_any_order(mirror, tmp_path):
     raw = pd.read_csv(mirror / "KDDTest+.txt", header=None).head(500)
-    raw.columns = [*(n.upper() if n == "service" else n for n in schema.FEATURES), "attack", "level"]
+    raw.columns = [*(n.upper() if n == "service" else n for n in fields.FEATURES), "attack", "level"]
     raw = raw.rename(columns={"src_bytes": "src_byts", "is_host_login": "is_hot_login"})
     raw.insert(0, "capture_id", range(500))  # a column of ours: ignored
     shuffled = raw[list(reversed(raw.columns))]
@@ -43,14 +43,14 @@ def test_a_header_with_public_variants_in_any_order(mirror, tmp_path):
     lay = layout(src)
     assert lay.header and lay.labelled and canonical(" Src-Byts ") == "src_bytes"
     got = _all(src)
-    assert list(got.columns[:41]) == list(schema.FEATURES)
+    assert list(got.columns[:41]) == list(fields.FEATURES)
     assert (got["src_bytes"].to_numpy() == raw["src_byts"].to_numpy()).all()
-    assert got[schema.CATEGORY].isin(schema.CATEGORIES).all()
+    assert got[fields.CATEGORY].isin(fields.CATEGORIES).all()
 
 
 def test_a_header_missing_a_feature_is_named(tmp_path):
     src = tmp_path / "h.csv"
-    src.write_text(",".join(c for c in schema.FEATURES if c != "flag") + "\n")
+    src.write_text(",".join(c for c in fields.FEATURES if c != "flag") + "\n")
     with pytest.raises(DataError, match=r"h.csv: line 1 \(header\): .*missing \['flag'\]"):
         layout(src)
 
@@ -68,18 +68,18 @@ def _edited(mirror, rows: int, line: int, field: int, value: str) -> list[str]:
     """The first ``rows`` lines of the real 10% file, with one field of 0-based ``line`` replaced."""
     with gzip.open(mirror / KDD10, "rt") as f:
         lines = [next(f) for _ in range(rows)]
-    fields = lines[line].split(",")
-    fields[field] = value
-    lines[line] = ",".join(fields)
+    parts = lines[line].split(",")
+    parts[field] = value
+    lines[line] = ",".join(parts)
     return lines
 
 
 def test_a_fault_deep_in_a_big_file_names_its_line(mirror, tmp_path):
     """Chunks are streamed: the line number counts across chunks (and the header)."""
-    lines = _edited(mirror, 200_000, 149_999, schema.FEATURES.index("count"), "many")
+    lines = _edited(mirror, 200_000, 149_999, fields.FEATURES.index("count"), "many")
     src = tmp_path / "big.csv.gz"
     with gzip.open(src, "wt") as f:
-        f.write(",".join([*schema.FEATURES, "label"]) + "\n")
+        f.write(",".join([*fields.FEATURES, "label"]) + "\n")
         f.writelines(lines)
     lay, chunks = iter_records(src)
     assert lay.header
@@ -89,7 +89,7 @@ def test_a_fault_deep_in_a_big_file_names_its_line(mirror, tmp_path):
 
 
 def test_out_of_range_values_are_named_with_their_line(mirror, tmp_path):
-    lines = _edited(mirror, 120_000, 110_000, schema.FEATURES.index("serror_rate"), "1.5")
+    lines = _edited(mirror, 120_000, 110_000, fields.FEATURES.index("serror_rate"), "1.5")
     src = tmp_path / "r.csv"
     src.write_text("".join(lines))
     with pytest.raises(DataError, match=r"line 110001, column 'serror_rate': expected a rate in \[0, 1\], got 1.5"):

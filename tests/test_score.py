@@ -19,8 +19,8 @@ import pytest
 from conftest import KDD10, ROOT, copy_repo, use_preset, write_head
 from mlflow import MlflowClient
 
-from kddad.command import main
-from kddad.data import schema
+from kddad.cli import main
+from kddad.data import fields
 from kddad.data.read import read_kdd
 from kddad.detector import Detector
 
@@ -90,7 +90,7 @@ def test_readme_command_scores_the_raw_file_row_for_row(repo, detector, mirror):
     # labelled input: the figures and per-category recall are printed
     assert "ROC-AUC" in proc.stderr and "recall dos" in proc.stderr and "recall macro" in proc.stderr
     # explanations: raw KDD names, categoricals with the row's own value, shares of at most the whole
-    names = set(schema.NUMERIC) | {f"{c}={v}" for c in schema.CATEGORICAL for v in raw[c].unique()}
+    names = set(fields.NUMERIC) | {f"{c}={v}" for c in fields.CATEGORICAL for v in raw[c].unique()}
     assert set(got[["feature_1", "feature_2", "feature_3"]].to_numpy().ravel()) <= names
     service = got["feature_1"].str.startswith("service=")
     assert (got.loc[service, "feature_1"] == "service=" + raw.loc[service.to_numpy(), "service"]).all()
@@ -113,14 +113,14 @@ def test_score_equals_detector_predict(repo, detector, mirror, tmp_path, variant
         src = mirror / "KDDTest+.txt"
     elif variant == "header_no_label":
         unlabelled = records.iloc[:, :41].copy()
-        unlabelled.columns = [{"src_bytes": "src_byts"}.get(c, c) for c in schema.FEATURES]  # a public copy's name
+        unlabelled.columns = [{"src_bytes": "src_byts"}.get(c, c) for c in fields.FEATURES]  # a public copy's name
         src = tmp_path / "capture.csv.gz"
         with gzip.open(src, "wt") as f:
             unlabelled.to_csv(f, index=False)
     else:
         src = tmp_path / "capture.parquet"
         frame = records.copy()
-        frame.columns = [*schema.FEATURES, "attack", "level"]
+        frame.columns = [*fields.FEATURES, "attack", "level"]
         frame.to_parquet(src, index=False)
     out = tmp_path / ("scores.parquet" if variant == "parquet" else "scores.csv")
     main(
@@ -182,7 +182,7 @@ def test_mlflow_run_has_model_dataset_and_serves_the_same_scores(repo, mirror, t
     assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
 
     records = pd.read_csv(mirror / "KDDTest+.txt", header=None).iloc[:50, :41]
-    records.columns = list(schema.FEATURES)
+    records.columns = list(fields.FEATURES)
     src = tmp_path / "records.csv"
     records.to_csv(src, index=False)
     main(["score", "--model", str(path / "models/detector"), "--input", str(src), "--output", str(tmp_path / "s.csv")])
@@ -255,7 +255,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(repo, mirror, tmp_path, capl
     elif case == "empty":
         src.write_text("")
     elif case == "header_only":
-        src.write_text(",".join(schema.FEATURES) + "\n")
+        src.write_text(",".join(fields.FEATURES) + "\n")
     else:
         src.write_text("".join(lines))
     out = tmp_path / "out.csv"

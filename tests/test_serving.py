@@ -23,7 +23,7 @@ import pytest
 from conftest import copy_repo, use_preset
 from test_score import _expected, _free_port, _run
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.detector import Detector
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def server(trained, tmp_path_factory):
 def records(mirror) -> pd.DataFrame:
     """The first 50 records of NSL-KDD's KDDTest+.txt, the 41 features by name."""
     df = pd.read_csv(mirror / "KDDTest+.txt", header=None, nrows=50).iloc[:, :41]
-    df.columns = list(schema.FEATURES)
+    df.columns = list(fields.FEATURES)
     return df
 
 
@@ -168,7 +168,7 @@ def test_a_good_request_gets_the_detectors_scores(server, trained, records):
         np.testing.assert_allclose(served[f"share_{i}"], want[f"share_{i}"], rtol=1e-4, atol=1e-6)
     # the same records as dataframe_records, the rates that are 0 or 1 written as integers (0, not 0.0)
     rates = {
-        c: pd.Series([int(v) if v in (0, 1) else v for v in records[c]], dtype=object) for c in schema.FLOAT_COLUMNS
+        c: pd.Series([int(v) if v in (0, 1) else v for v in records[c]], dtype=object) for c in fields.FLOAT_COLUMNS
     }
     status, text = _post(server, _payload(records.assign(**rates), "records"))
     assert status == 200, text

@@ -4,7 +4,7 @@ import yaml
 from conftest import ROOT
 
 from kddad.config import SplitConfig
-from kddad.data import schema
+from kddad.data import fields
 from kddad.data.read import read_kdd
 from kddad.data.split import identical_rows, row_keys, split
 from kddad.errors import ConfigError
@@ -17,7 +17,7 @@ def default_split(kdd):
 
 def test_default_split_never_leaks(default_split):
     frames, report = default_split
-    for cols in (schema.ALIBI18, schema.FEATURES):
+    for cols in (fields.ALIBI18, fields.FEATURES):
         assert identical_rows(frames, cols) == {
             "val": 0,
             "threshold": 0,
@@ -26,11 +26,11 @@ def test_default_split_never_leaks(default_split):
             "threshold_attacks": 0,
         }
     assert identical_rows(
-        {"threshold": frames["threshold"], "test": frames["test"]}, schema.ALIBI18, of="threshold"
+        {"threshold": frames["threshold"], "test": frames["test"]}, fields.ALIBI18, of="threshold"
     ) == {"test": 0}
     assert set(report["identical_to_train"]["on_group_by"].values()) == {0}
     assert identical_rows(
-        {"threshold": frames["threshold"], "attacks": frames["attacks"]}, schema.ALIBI18, of="threshold"
+        {"threshold": frames["threshold"], "attacks": frames["attacks"]}, fields.ALIBI18, of="threshold"
     ) == {"attacks": 0}
     # the held-out attacks are the test pool's: the test set's attacks are among them
     assert frames["attacks"]["is_outlier"].all()
@@ -58,7 +58,7 @@ def test_identical_rows_always_share_a_split(kdd, default_split):
     for name, f in frames.items():
         if "attacks" in name:  # supersets of the test set's and threshold batch's attacks, by design
             continue
-        for key in row_keys(f, schema.ALIBI18):
+        for key in row_keys(f, fields.ALIBI18):
             assert where.setdefault(key, name) == name
 
 
@@ -80,7 +80,7 @@ def test_dedupe_drops_repeats(kdd):
     frames, report = split(kdd, SplitConfig(dedupe=True))
     assert report["duplicates_dropped"] == 494021 - 145586
     for f in frames.values():
-        assert not f.duplicated(subset=[*schema.FEATURES, "label"]).any()
+        assert not f.duplicated(subset=[*fields.FEATURES, "label"]).any()
 
 
 def test_impossible_batch_size_names_the_key(kdd):
@@ -193,7 +193,7 @@ def test_threshold_attacks_are_every_attack_of_the_threshold_pool_and_no_test_ro
     in_batch = frames["threshold"].loc[frames["threshold"]["is_outlier"] == 1, "row"]
     assert set(in_batch) <= set(pool["row"])
     assert not set(pool["row"]) & set(frames["attacks"]["row"])
-    assert identical_rows({"pool": pool, "test": frames["test"]}, schema.ALIBI18, of="pool") == {"test": 0}
+    assert identical_rows({"pool": pool, "test": frames["test"]}, fields.ALIBI18, of="pool") == {"test": 0}
     assert {"r2l", "u2r"} <= set(pool["category"])  # rare categories to choose on, outside the test split
 
 

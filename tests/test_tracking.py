@@ -118,7 +118,7 @@ def test_evaluation_outputs_for_dvc(project):
 def test_a_scoring_only_change_forks_a_run_carrying_the_curve(project):
     cfg, paths = project
     client = MlflowClient(f"sqlite:///{paths.root / 'mlflow.db'}")
-    first = json.loads(paths.run.read_text())["mlflow_run_id"]
+    first = json.loads(paths.run_record.read_text())["mlflow_run_id"]
     raw = cfg.model_dump()
     raw["score"]["samples"] = 3
     changed = config.validate(raw)

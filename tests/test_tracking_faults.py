@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from test_faults import ENV, _one_clear_line, _params, data_project
 
-from kddad.cli import user_errors
+from kddad.entry import user_errors
 from kddad.config import TrackingConfig
 from kddad.errors import TrackingError
 from kddad.models.lightning import CHECKPOINT_PREFIX

@@ -1,101 +1,152 @@
-"""What every entry point shares: read params.yaml, set up logging, report user errors in one line,
-end cleanly on SIGTERM and SIGINT."""
+"""The ``kddad`` command: use a trained detector outside the pipeline.
+
+    kddad score --model models/detector --input capture.csv --output scores.csv [--top-k 3]
+    kddad info --model models/detector
+
+Messages go to stderr through ``logging``; ``score`` ends with one summary line on stdout.
+A user's error (bad file, bad detector) is one line and exit code 2, and leaves no output file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from kddad import config
-from kddad.errors import Interrupted, KddadError
-from kddad.io import cannot_write, write_failure
+from kddad import __version__
+from kddad.entry import user_errors
 
 log = logging.getLogger("kddad")
 
-#: The signals that end an entry point cleanly: a scheduler's or DVC's SIGTERM, a terminal's Ctrl-C.
-ENDING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+def _score(args: argparse.Namespace) -> None:
+    from kddad.scoring import load_detector, metrics_lines, score_file
 
-@contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """Inside the block SIGTERM and SIGINT raise :class:`~kddad.errors.Interrupted` in the main thread.
-
-    So the process ends promptly, and every ``finally`` and context manager on the way out runs:
-    temporary files go, the MLflow run is marked KILLED. Lightning's own SIGTERM handler (it only
-    sets a flag, checked after the batch) calls this one first, which raises at once. A second
-    signal while the first one's cleanup runs is ignored: cleanup is short (tracking calls are
-    bounded), and raising inside it would leave what it cleans. The previous handlers come back
-    when the block ends. Outside the main thread (where Python runs no handler) it does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if fired:
-            return
-        fired.append(signum)
-        raise Interrupted(signum)
-
-    previous = {signum: signal.signal(signum, handler) for signum in ENDING_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old if old is not None else signal.SIG_DFL)
-
-
-@contextmanager
-def signal_exit() -> Iterator[None]:
-    """SIGTERM or SIGINT inside the block end the process with one line (``interrupted by SIGTERM``)
-    and exit code 128 + the signal's number (143, 130), once its cleanups have run
-    (:func:`signals_interrupt`)."""
-    with signals_interrupt():
-        try:
-            yield
-        except Interrupted as err:  # also one that arrives while an error is being reported
-            log.error("%s", err)
-            raise SystemExit(128 + err.signum) from None
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """A user's error (bad config, data, file, store, a full disk) ends the process with one line and
-    exit code 2; a signal as :func:`signal_exit` says.
-
-    Anything else is a bug and keeps its traceback.
-    """
-    with signal_exit():
-        try:
-            yield
-        except KddadError as err:
-            log.error("%s", err)
-            raise SystemExit(2) from None
-        except OSError as err:
-            if write_failure(err):  # a write outside the atomic outputs (which name their file)
-                log.error("%s", cannot_write(Path(err.filename or "an output"), err))
-                raise SystemExit(2) from None
-            if err.filename is None:
-                raise
-            log.error("%s: %s", err.filename, err.strerror or type(err).__name__)
-            raise SystemExit(2) from None
-
-
-def run_stage(stage: Callable[[config.Config], Any], argv: list[str] | None = None) -> None:
-    """Validate params.yaml and call ``stage``; user errors print one clear message, exit 2."""
-    parser = argparse.ArgumentParser(description=(stage.__doc__ or "").splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="composed config (default: params.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    det = load_detector(args.model, args.threshold, args.device)
+    summary = score_file(
+        det,
+        args.input,
+        args.output,
+        top_k=args.top_k,
+        chunk_rows=args.chunk_rows,
+        progress=not args.no_progress,
+        allow_unknown=args.allow_unknown,
     )
-    with user_errors():
-        stage(config.load(args.params))
+    if summary.metrics is not None:
+        for line in metrics_lines(summary.metrics):
+            log.info("%s", line)
+    print(summary.line(), flush=True)
+
+
+def describe(model: Path) -> dict[str, Any]:
+    """What a saved detector is: model, features, score, threshold, training data, metrics if known."""
+    from kddad.detector import Detector, read_threshold
+    from kddad.scoring import THRESHOLD_FILE
+
+    # everything shown comes from what Detector.load validated (detector.json is read once, there);
+    # the training data's file and source are shown as recorded, never opened
+    det = Detector.load(model)  # refuses a folder that is not a valid detector
+    out: dict[str, Any] = {
+        "detector": str(model),
+        "model": det.model.model_dump(),
+        "score": det.score_cfg.model_dump(),
+        "features": None
+        if det.encoder is None
+        else {
+            "numeric": det.encoder.numeric,
+            "categorical": det.encoder.categorical,
+            "scaling": det.encoder.scaling,
+            "log1p": det.encoder.log1p,
+            "encoded": len(det.encoder.feature_names),
+        },
+        "training_data": det.data or None,
+        "epochs": len(det.history),
+        "kddad_version": det.kddad_version,
+        "threshold": det.threshold,
+    }
+    thr = model.parent / THRESHOLD_FILE
+    if det.threshold is None and thr.is_file():
+        info = read_threshold(thr)
+        out["threshold"] = info["threshold"]
+        out["threshold_from"] = str(thr)
+        out["threshold_method"] = {k: info[k] for k in ("method", "perc_outlier", "fpr") if k in info}
+    metrics = model.parent.parent / "reports" / "metrics.json"
+    if metrics.is_file():
+        m = json.loads(metrics.read_text(encoding="utf-8"))
+        out["metrics"] = {k: m[k] for k in ("f1", "precision", "recall", "roc_auc", "pr_auc") if k in m}
+        out["metrics_from"] = str(metrics)
+    return out
+
+
+def _info(args: argparse.Namespace) -> None:
+    info = describe(Path(args.model))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        print(f"{key:>16}: {value}")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="kddad", description="Use a trained kddad detector on new traffic.")
+    ap.add_argument("--version", action="version", version=f"kddad {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser(
+        "score",
+        help="score a file of connection records",
+        description="Score KDD Cup 99 (42 columns), NSL-KDD (43) or unlabelled (41) records, with or without a "
+        "header row, from .csv/.txt/.gz/.parquet; write one row per record (CSV, or Parquet by suffix).",
+    )
+    s.add_argument("--model", default="models/detector", help="detector folder (default: models/detector)")
+    s.add_argument(
+        "--threshold",
+        help="threshold file (default: the detector's own, else threshold.json beside the detector folder)",
+    )
+    s.add_argument("--input", required=True, help="records to score")
+    s.add_argument("--output", required=True, help="where to write the scores (.csv, .csv.gz or .parquet)")
+    s.add_argument("--top-k", type=int, default=3, help="features per row that explain its score (0: none)")
+    s.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    s.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--allow-unknown",
+        action="store_true",
+        help="score a file even where most rows hold categories the detector never saw or labels of no known "
+        "attack, or no row is labelled normal (by default such a file stops the run, naming the likely cause)",
+    )
+    s.set_defaults(run=_score)
+
+    i = sub.add_parser("info", help="what a trained detector is")
+    i.add_argument("--model", default="models/detector", help="detector folder (default: models/detector)")
+    i.add_argument("--json", action="store_true", help="as JSON")
+    i.set_defaults(run=_info)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if getattr(args, "top_k", 0) < 0:
+        parser().error("--top-k: expected 0 or more")
+    try:
+        with user_errors():
+            args.run(args)
+            sys.stdout.flush()
+    except BrokenPipeError:  # `kddad info | head`: the reader had enough, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from kddad.data import schema
+from kddad.data import fields
 
 
 def detection_metrics(
@@ -58,7 +58,7 @@ def detection_metrics(
 
 #: The fixed false-positive rates at which each category's recall is reported.
 FPR_TARGETS = (0.001, 0.01, 0.05)
-_ORDER = {c: i for i, c in enumerate(schema.CATEGORIES)}
+_ORDER = {c: i for i, c in enumerate(fields.CATEGORIES)}
 
 
 def _ordered(names: set[str]) -> list[str]:

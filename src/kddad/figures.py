@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 COLORS = {"normal": "#1f77b4", "outlier": "#d62728"}
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -33,7 +33,7 @@ def confusion(counts: dict[str, int], path: Path, title: str = "Confusion matrix
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, path: Path) -> Path:
@@ -42,7 +42,7 @@ def roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, path: Path) -> Path:
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC curve", xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 CATEGORY_COLORS = {"dos": "#1f77b4", "probe": "#ff7f0e", "r2l": "#d62728", "u2r": "#9467bd", "normal": "#2ca02c"}
@@ -71,7 +71,7 @@ def roc_by_category(curves, categories: dict, fpr_at_threshold: float, path: Pat
         ylim=(0, 1.02),
     )
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def precision_recall(recall: np.ndarray, precision: np.ndarray, ap: float, base: float, path: Path) -> Path:
@@ -80,7 +80,7 @@ def precision_recall(recall: np.ndarray, precision: np.ndarray, ap: float, base:
     ax.axhline(base, color="k", ls="--", lw=1, label=f"outlier share = {base:.2f}")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve", xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def instance_scores(scores: np.ndarray, classes: np.ndarray, threshold: float, path: Path) -> Path:
@@ -95,7 +95,7 @@ def instance_scores(scores: np.ndarray, classes: np.ndarray, threshold: float, p
         ax.set_yscale("log")
     ax.set(xlabel="test row", ylabel="instance score", title="Outlier score per test row")
     ax.legend(markerscale=4, loc="upper right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def top_features(
@@ -107,7 +107,7 @@ def top_features(
     fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.2))
     ax.barh([names[i] for i in order], contrib[order], color=COLORS["outlier"])
     ax.set(xlabel="mean feature score", title=f"Features behind the top {top_rows} outliers")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def latent_space(z: np.ndarray, classes: np.ndarray, path: Path, pca: bool = False) -> Path:
@@ -119,7 +119,7 @@ def latent_space(z: np.ndarray, classes: np.ndarray, path: Path, pca: bool = Fal
     axes = ("PC1 of z", "PC2 of z") if pca else ("z1", "z2")
     ax.set(xlabel=axes[0], ylabel=axes[1], title="Latent space (test rows)" + (", PCA" if pca else ""))
     ax.legend(markerscale=4)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def loss_curves(history: list[dict[str, float]], path: Path) -> Path:
@@ -129,4 +129,4 @@ def loss_curves(history: list[dict[str, float]], path: Path) -> Path:
     ax.plot(epochs, [h["val_loss"] for h in history], marker="o", ms=3, label="validation (normal)")
     ax.set(xlabel="epoch", ylabel="loss", title="Training curve")
     ax.legend()
-    return _save(fig, path)
+    return save(fig, path)

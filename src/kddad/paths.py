@@ -66,7 +66,7 @@ class Paths:
         return self.root / "models" / "threshold.json"
 
     @property
-    def run(self) -> Path:
+    def run_record(self) -> Path:
         """The MLflow run id the train stage opened, for the later stages."""
         return self.root / "models" / "mlflow_run.json"
 

@@ -20,12 +20,15 @@ from __future__ import annotations
 import logging
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from kddad.data import schema
+from kddad.data import fields
+
+if TYPE_CHECKING:
+    from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,9 @@ def _numbers(values: pd.Series, col: str) -> pd.Series:
     bad = flags | (numeric.isna() & values.notna()).to_numpy()
     if bad.any():
         r = int(np.argmax(bad))
-        expected = "a number" if col in schema.FLOAT_COLUMNS else "an integer"
+        expected = "a number" if col in fields.FLOAT_COLUMNS else "an integer"
         raise DataError(f"request: row {r}, column {col!r}: expected {expected}, got {_shown(values.iloc[r])}")
-    if col in schema.FLOAT_COLUMNS:
+    if col in fields.FLOAT_COLUMNS:
         return numeric.astype("float64")
     whole = numeric.notna() & (numeric % 1 == 0) & (numeric.abs() < 2**63)
     return numeric.astype("int64") if whole.all() else numeric.astype("float64")
@@ -73,18 +76,18 @@ def predict_records(det: Any, model_input: pd.DataFrame, top_k: int = TOP_K) -> 
     if top_k < 0:
         raise DataError(f"request: parameter 'top_k': expected a non-negative integer, got {top_k}")
     df = pd.DataFrame(model_input).rename(columns=canonical)
-    missing = [c for c in schema.FEATURES if c not in df.columns]
+    missing = [c for c in fields.FEATURES if c not in df.columns]
     if missing:
         raise DataError(f"request: missing KDD column(s) {missing}; expected the 41 KDD features by name")
-    df = df[list(schema.FEATURES)].reset_index(drop=True)
-    for col in schema.NUMERIC:
+    df = df[list(fields.FEATURES)].reset_index(drop=True)
+    for col in fields.NUMERIC:
         df[col] = _numbers(df[col], col)
     check_values(df, "request", 0, unit="row")  # rows numbered as in the answer
-    for col in schema.NUMERIC:
-        if col not in schema.FLOAT_COLUMNS and df[col].dtype != "int64":
+    for col in fields.NUMERIC:
+        if col not in fields.FLOAT_COLUMNS and df[col].dtype != "int64":
             r = int(np.argmax((df[col] % 1 != 0) | (df[col].abs() >= 2**63)))
             raise DataError(f"request: row {r}, column {col!r}: expected an integer, got {_shown(df[col].iloc[r])}")
-    for col in schema.CATEGORICAL:
+    for col in fields.CATEGORICAL:
         df[col] = df[col].astype(str)
     pred = det.predict(df)
     out = pd.DataFrame({"instance_score": pred.instance_score.astype(float), "is_outlier": pred.is_outlier})
@@ -94,7 +97,7 @@ def predict_records(det: Any, model_input: pd.DataFrame, top_k: int = TOP_K) -> 
 
 
 def _kind(col: str) -> str:
-    return "string" if col in schema.CATEGORICAL else "double" if col in schema.FLOAT_COLUMNS else "long"
+    return "string" if col in fields.CATEGORICAL else "double" if col in fields.FLOAT_COLUMNS else "long"
 
 
 def signature(top_k: int = TOP_K):
@@ -106,13 +109,13 @@ def signature(top_k: int = TOP_K):
     from mlflow.types.schema import AnyType
 
     def spec(col: str) -> ColSpec:
-        return ColSpec("string" if col in schema.CATEGORICAL else AnyType(), col, required=False)
+        return ColSpec("string" if col in fields.CATEGORICAL else AnyType(), col, required=False)
 
     outputs = [ColSpec("double", "instance_score"), ColSpec("long", "is_outlier")]
     for i in range(1, top_k + 1):
         outputs += [ColSpec("string", f"feature_{i}"), ColSpec("double", f"share_{i}")]
     return ModelSignature(
-        inputs=Schema([spec(c) for c in schema.FEATURES]),
+        inputs=Schema([spec(c) for c in fields.FEATURES]),
         outputs=Schema(outputs),
         params=ParamSchema([ParamSpec("top_k", "long", top_k)]),
     )
@@ -129,7 +132,7 @@ def _requirements() -> list[str]:
 
 
 def log_detector(
-    tracking_uri: str,
+    tracker: Tracker,
     run_id: str,
     detector: Path,
     threshold: Path,
@@ -142,22 +145,19 @@ def log_detector(
     """
     import mlflow
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(
-                name=ARTIFACT,
-                python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-                artifacts={"detector": str(detector), "threshold": str(threshold)},
-                code_paths=[str(Path(__file__).parent)],
-                signature=signature(),
-                input_example=example[list(schema.FEATURES)].reset_index(drop=True),
-                pip_requirements=_requirements(),
-                metadata={"input_types": {c: _kind(c) for c in schema.FEATURES}},
-                registered_model_name=register_as,
-            )
-    finally:
-        mlflow.set_tracking_uri(previous)
+    def log_model():
+        return mlflow.pyfunc.log_model(
+            name=ARTIFACT,
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={"detector": str(detector), "threshold": str(threshold)},
+            code_paths=[str(Path(__file__).parent)],
+            signature=signature(),
+            input_example=example[list(fields.FEATURES)].reset_index(drop=True),
+            pip_requirements=_requirements(),
+            metadata={"input_types": {c: _kind(c) for c in fields.FEATURES}},
+            registered_model_name=register_as,
+        )
+
+    info = tracker.log_model(run_id, log_model)
     log.info("MLflow model %s (runs:/%s/%s)", info.model_uri, run_id, ARTIFACT)
     return info.model_uri

@@ -21,9 +21,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kddad import config
-from kddad.cli import signal_exit, user_errors
+from kddad.entry import signal_exit, user_errors
 from kddad.errors import ConfigError, KddadError, TrackingError
-from kddad.tracking import OWNER_TAG, Tracker, owner
+from kddad.paths import Paths
+from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def run_job(cfg: DictConfig) -> float:
 
 def _job(cfg: DictConfig) -> float:
     from kddad.stages.chain import run_chain
-    from kddad.stages.model import run_id
+    from kddad.stages.model import recorded_run
 
     valid = _config(cfg)  # a bad config fails the job at once, naming the key
     hc = HydraConfig.get()
@@ -104,11 +105,10 @@ def _job(cfg: DictConfig) -> float:
     except Exception as err:  # record it and let the sweep go on (a single run reports it as it ends)
         if hc.mode == RunMode.MULTIRUN:
             log.error("job failed: %s: %s", tags["overrides"], err, exc_info=not isinstance(err, KddadError))
-        run = run_id(workdir / "models" / "threshold.json") or run_id(workdir / "models" / "mlflow_run.json")
+        done = Paths(workdir)
+        run_id = recorded_run(done.threshold) or recorded_run(done.run_record)
         if tracker.enabled and not isinstance(err, TrackingError):
-            run = run or tracker.start(valid, parent=parent, tags=tags)
-            tracker.client.set_tag(run, "error", f"{type(err).__name__}: {err}"[:5000])
-            tracker.finish(run, "FAILED")
+            tracker.fail(run_id or tracker.start(valid, parent=parent, tags=tags), err)
         if _searches(hc.sweeper) or hc.mode == RunMode.RUN:
             raise  # Optuna records the trial as FAIL from the exception (a NaN return crashes its sweeper)
         return math.nan
@@ -135,8 +135,7 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
     """Child runs of ``parent`` grouped over seeds: mean ± std per metric; CSV, Markdown, chart."""
     import pandas as pd
 
-    exp = tracker.experiment_id()
-    runs = tracker.client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'", max_results=10000)
+    runs = tracker.child_runs(parent)
     labels = _labels([r.data.tags.get("overrides", "") for r in runs])
     rows = [
         {
@@ -197,7 +196,7 @@ def _chart(summary: Any, path: Path) -> None:
     lo = float((summary["roc_auc_mean"] - summary["roc_auc_std"]).min()) if len(summary) else 0.0
     ax.set_xlim(max(0.0, lo - 0.02), 1.0)
     ax.set(xlabel="test ROC-AUC (mean ± std over seeds)", title="Sweep summary")
-    figures._save(fig, path)
+    figures.save(fig, path)
 
 
 class MlflowSweepCallback(Callback):
@@ -216,13 +215,9 @@ class MlflowSweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = " ".join(config.hydra.overrides.task)
-        run = tracker.client.create_run(
-            tracker.experiment_id(),
-            run_name=f"sweep {sweep_dir.name}",
-            tags={"sweep_id": sweep_dir.name, "sweep": overrides, OWNER_TAG: owner()},
-        )
-        (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": tracker.uri}))
-        log.info("sweep %s: MLflow parent run %s", sweep_dir.name, run.info.run_id)
+        run_id = tracker.open_parent(f"sweep {sweep_dir.name}", {"sweep_id": sweep_dir.name, "sweep": overrides})
+        (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run_id, "tracking_uri": tracker.uri}))
+        log.info("sweep %s: MLflow parent run %s", sweep_dir.name, run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -246,6 +241,6 @@ class MlflowSweepCallback(Callback):
                     "configurations": len(summary),
                 },
             )
-            tracker.client.set_tag(parent, "best_configuration", str(summary.index[0]))
+            tracker.set_tag(parent, "best_configuration", str(summary.index[0]))
         tracker.finish(parent)
         log.info("sweep %s summary:\n%s", sweep_dir.name, (sweep_dir / "summary" / "summary.md").read_text())

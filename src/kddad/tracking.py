@@ -416,7 +416,7 @@ class Tracker:
         return new
 
     @contextmanager
-    def run(
+    def stage_run(
         self,
         cfg: Config,
         *,
@@ -504,6 +504,48 @@ class Tracker:
     def finish(self, run_id: str | None, status: str = "FINISHED") -> None:
         if run_id:
             self.client.set_terminated(run_id, status)
+
+    def fail(self, run_id: str | None, err: BaseException) -> None:
+        """Mark ``run_id`` FAILED with the error that ended it (a tag), e.g. a sweep's failed job."""
+        if run_id:
+            self.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
+            self.finish(run_id, "FAILED")
+
+    def set_tag(self, run_id: str | None, key: str, value: str) -> None:
+        if run_id:
+            self.client.set_tag(run_id, key, value)
+
+    def open_parent(self, name: str, tags: Mapping[str, str]) -> str | None:
+        """A sweep's parent run (no params: its jobs carry theirs); None when tracking is off."""
+        if not self.enabled:
+            return None
+        run = self.client.create_run(self.experiment_id(), run_name=name, tags={**tags, OWNER_TAG: owner()})
+        return run.info.run_id
+
+    def child_runs(self, parent: str) -> list:
+        """The runs nested under ``parent`` (a sweep's jobs), as MLflow ``Run`` objects."""
+        query = f"tags.mlflow.parentRunId = '{parent}'"
+        return self.client.search_runs([self.experiment_id()], query, max_results=10000)
+
+    def log_model(self, run_id: str, log: Callable[[], T]) -> T:
+        """Run ``log`` (an MLflow ``log_model`` call) into ``run_id``, under the model deadline.
+
+        MLflow's model logging reads the global tracking URI and the active run; this is the one
+        place that sets them, and only for the call.
+        """
+
+        def scoped() -> T:
+            import mlflow
+
+            previous = mlflow.get_tracking_uri()
+            mlflow.set_tracking_uri(self.uri)
+            try:
+                with mlflow.start_run(run_id=run_id):
+                    return log()
+            finally:
+                mlflow.set_tracking_uri(previous)
+
+        return self.call(scoped, deadline=self.model_deadline)
 
     def lightning_logger(self, run_id: str | None):
         """Lightning's MLFlowLogger attached to ``run_id`` (per-epoch losses), or False; its calls go

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from kddad.data import schema
+from kddad.data import fields
 
 Percent = Annotated[float, Field(ge=0, lt=100)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
@@ -160,7 +160,7 @@ class SplitConfig(_Strict):
     @field_validator("group_by")
     @classmethod
     def _columns(cls, v: str | list[str]) -> str | list[str]:
-        if not schema.feature_set(v):  # raises ValueError naming a bad name
+        if not fields.feature_set(v):  # raises ValueError naming a bad name
             raise ValueError("list at least one column to group identical rows by")
         return v
 
@@ -221,7 +221,7 @@ class SplitConfig(_Strict):
 
     @property
     def group_columns(self) -> tuple[str, ...]:
-        return schema.feature_set(self.group_by)
+        return fields.feature_set(self.group_by)
 
 
 class FeaturesConfig(_Strict):
@@ -236,8 +236,8 @@ class FeaturesConfig(_Strict):
     @model_validator(mode="after")
     def _known(self) -> FeaturesConfig:
         for kind, cols, allowed in (
-            ("numeric", self.numeric, schema.NUMERIC),
-            ("categorical", self.categorical, schema.CATEGORICAL),
+            ("numeric", self.numeric, fields.NUMERIC),
+            ("categorical", self.categorical, fields.CATEGORICAL),
         ):
             bad = [c for c in cols if c not in allowed]
             if bad:
@@ -266,7 +266,7 @@ class ScalingConfig(_Strict):
     @field_validator("log1p")
     @classmethod
     def _log1p(cls, v: bool | str | list[str]) -> bool | str | list[str]:
-        schema.log1p_columns(v)  # raises ValueError naming a bad set or column
+        fields.log1p_columns(v)  # raises ValueError naming a bad set or column
         return v
 
 

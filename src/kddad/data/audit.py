@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,10 @@ class Audit:
                     counts = df.loc[mask, col].astype(str).value_counts().to_dict()
                     self.unseen.setdefault(col, Counter()).update(counts)
             self.unseen_rows += int(any_unseen.sum())
-        if labels and schema.CATEGORY in df:
+        if labels and fields.CATEGORY in df:
             self.labelled_rows += len(df)
-            self.normal_rows += int((df[schema.CATEGORY] == "normal").sum())
-            unknown = df.loc[df[schema.CATEGORY] == "unknown", schema.LABEL]
+            self.normal_rows += int((df[fields.CATEGORY] == "normal").sum())
+            unknown = df.loc[df[fields.CATEGORY] == "unknown", fields.LABEL]
             self.unknown_labels.update(unknown.astype(str).value_counts().to_dict())
 
     @property
@@ -98,7 +98,7 @@ class Audit:
                 f"{likely_cause(self.unseen[col], self.known.get(col, []))}"
             )
         labels = [v for v, _ in self.unknown_labels.most_common()]
-        known_labels = ["normal", *schema.ATTACK_CATEGORIES]
+        known_labels = ["normal", *fields.ATTACK_CATEGORIES]
         kdd = "KDD writes"
         if self.labelled_rows and self.normal_rows == 0:
             normal = [v for v in labels if v.lower() == "normal"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.data.audit import Audit
 from kddad.data.records import read_records
 from kddad.errors import DataError
@@ -39,7 +39,7 @@ def read_kdd(path: str | Path, name: str | None = None, allow_unknown: bool = Fa
     audit.add(df)
     audit.check(allow_unknown, ALLOW_HINT)
     df = df.reset_index(drop=True)
-    df[schema.ROW] = np.arange(len(df), dtype="int64")
+    df[fields.ROW] = np.arange(len(df), dtype="int64")
     log.info("%s: %d rows, %d normal; %s", path, len(df), audit.normal_rows, audit.summary())
     return df
 
@@ -53,8 +53,8 @@ def records_sha256(path: str | Path, name: str | None = None) -> str:
     import hashlib
 
     df = read_kdd(path, name, allow_unknown=True)
-    numeric = [c for c in (*schema.NUMERIC, schema.DIFFICULTY) if c in df]
+    numeric = [c for c in (*fields.NUMERIC, fields.DIFFICULTY) if c in df]
     digest = hashlib.sha256(df[numeric].to_numpy(dtype="<f8").tobytes())
-    for col in (*schema.CATEGORICAL, schema.LABEL):
+    for col in (*fields.CATEGORICAL, fields.LABEL):
         digest.update("\n".join(df[col]).encode())
     return digest.hexdigest()

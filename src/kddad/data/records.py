@@ -28,12 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.errors import DataError
 
 log = logging.getLogger(__name__)
 
-DIFFICULTY = schema.DIFFICULTY
+DIFFICULTY = fields.DIFFICULTY
 #: Header names seen in public copies of KDD Cup 99 / NSL-KDD, and what they mean.
 ALIASES: dict[str, str] = {
     "src_byts": "src_bytes",
@@ -42,31 +42,31 @@ ALIASES: dict[str, str] = {
     "is_hot_login": "is_host_login",
     "num_outbound_cmd": "num_outbound_cmds",
     "su_attempt": "su_attempted",
-    "attack": schema.LABEL,
-    "attack_type": schema.LABEL,
-    "attack_cat": schema.LABEL,
-    "class": schema.LABEL,
-    "labels": schema.LABEL,
-    "outcome": schema.LABEL,
-    "target": schema.LABEL,
+    "attack": fields.LABEL,
+    "attack_type": fields.LABEL,
+    "attack_cat": fields.LABEL,
+    "class": fields.LABEL,
+    "labels": fields.LABEL,
+    "outcome": fields.LABEL,
+    "target": fields.LABEL,
     "level": DIFFICULTY,
     "difficulty_level": DIFFICULTY,
     "success_pred": DIFFICULTY,
 }
-_KNOWN = {*schema.FEATURES, schema.LABEL, DIFFICULTY}
+_KNOWN = {*fields.FEATURES, fields.LABEL, DIFFICULTY}
 _INT = pa.int64()
 _TYPES: dict[str, pa.DataType] = {
-    **{c: (pa.float64() if c in schema.FLOAT_COLUMNS else _INT) for c in schema.NUMERIC},
-    **dict.fromkeys(schema.CATEGORICAL, pa.string()),
-    schema.LABEL: pa.string(),
+    **{c: (pa.float64() if c in fields.FLOAT_COLUMNS else _INT) for c in fields.NUMERIC},
+    **dict.fromkeys(fields.CATEGORICAL, pa.string()),
+    fields.LABEL: pa.string(),
     DIFFICULTY: _INT,
 }
 SUFFIXES = (".csv", ".txt", ".gz", ".parquet")
 BLOCK_BYTES = 8 << 20  # about 80,000 rows a chunk
 #: Names a leading index column is written under (pandas ``to_csv``, R's ``write.csv``, exports).
 _INDEX_NAMES = {"", "unnamed:_0", "unnamed_0", "index", "id", "row", "_"}
-_TAILS = {41: (), 42: (schema.LABEL,), 43: (schema.LABEL, DIFFICULTY)}
-_TEXT = (*schema.CATEGORICAL, schema.LABEL)
+_TAILS = {41: (), 42: (fields.LABEL,), 43: (fields.LABEL, DIFFICULTY)}
+_TEXT = (*fields.CATEGORICAL, fields.LABEL)
 
 
 def canonical(name: str) -> str:
@@ -77,7 +77,7 @@ def canonical(name: str) -> str:
 
 def label_category(labels: pd.Series) -> pd.Series:
     """Map attack names to normal/dos/probe/r2l/u2r; a name of no known attack becomes 'unknown'."""
-    cats = labels.map(schema.ATTACK_CATEGORIES).astype("object")
+    cats = labels.map(fields.ATTACK_CATEGORIES).astype("object")
     cats[labels == "normal"] = "normal"
     return cats.fillna("unknown")
 
@@ -94,7 +94,7 @@ class Layout:
 
     @property
     def labelled(self) -> bool:
-        return schema.LABEL in self.columns
+        return fields.LABEL in self.columns
 
     @property
     def used(self) -> list[str]:
@@ -129,7 +129,7 @@ def _headerless(path: Path, width: int) -> tuple[str, ...]:
             f"{path}: line 1: expected 41 comma-separated fields (unlabelled records), 42 (KDD Cup 99: + label) "
             f"or 43 (NSL-KDD: + label, difficulty), got {width}; a header row needs the KDD column names"
         )
-    return (*schema.FEATURES, *_TAILS[width])
+    return (*fields.FEATURES, *_TAILS[width])
 
 
 def _by_position(path: Path, names: list[str]) -> tuple[str, ...] | None:
@@ -141,10 +141,10 @@ def _by_position(path: Path, names: list[str]) -> tuple[str, ...] | None:
     body = columns[skip:]
     if len(body) not in _TAILS:
         return None
-    places = (*schema.FEATURES, *_TAILS[len(body)])
+    places = (*fields.FEATURES, *_TAILS[len(body)])
     if any(c in _KNOWN and c != want for c, want in zip(body, places)):
         return None  # a KDD name out of its place: the names are not in KDD order
-    if sum(c == want for c, want in zip(body, places)) < len(schema.FEATURES) // 2:
+    if sum(c == want for c, want in zip(body, places)) < len(fields.FEATURES) // 2:
         return None
     taken = [f"{names[skip + i]!r} as {want!r}" for i, (c, want) in enumerate(zip(body, places)) if c != want]
     log.warning(
@@ -159,7 +159,7 @@ def _by_position(path: Path, names: list[str]) -> tuple[str, ...] | None:
 def _from_names(path: Path, names: list[str], where: str, by_position: bool = False) -> tuple[str, ...]:
     """The columns ``names`` stand for; ``by_position``: a header row may fall back on KDD order."""
     columns = tuple(canonical(n) for n in names)
-    missing = [c for c in schema.FEATURES if c not in columns]
+    missing = [c for c in fields.FEATURES if c not in columns]
     if missing and by_position and (positional := _by_position(path, names)) is not None:
         return positional
     if missing:
@@ -198,7 +198,7 @@ def layout(path: str | Path, name: str | None = None) -> Layout:
         raise DataError(f"{path}: the file is empty; expected KDD records (41 features, optionally label)")
     named = sum(canonical(v) in _KNOWN for v in first)
     kind = "gzip" if gzipped else "text"
-    if named >= len(schema.FEATURES) // 2:
+    if named >= len(fields.FEATURES) // 2:
         return Layout(path, _from_names(path, first, "line 1 (header)", by_position=True), header=True, format=kind)
     return Layout(path, _headerless(path, len(first)), header=False, format=kind)
 
@@ -212,7 +212,7 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
     """The first line that does not fit ``columns`` (None: 42 or 43 KDD columns, as the first
     line has), and why. Slow: runs only after a fast parse failed."""
     width = len(columns) if columns is not None else None
-    names = columns or (*schema.FEATURES, schema.LABEL, DIFFICULTY)
+    names = columns or (*fields.FEATURES, fields.LABEL, DIFFICULTY)
     lineno = 0
     try:
         with gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb") as f:
@@ -235,7 +235,7 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
                 if len(row) != width:
                     return f"line {lineno}: expected {_fields(width)}, got {len(row)}"
                 for col, value in zip(names, row):
-                    kind = _TYPES.get(col) if col != schema.LABEL else None
+                    kind = _TYPES.get(col) if col != fields.LABEL else None
                     if kind is None or kind == pa.string():
                         continue
                     try:
@@ -261,22 +261,22 @@ def check_values(df: pd.DataFrame, where: str, first_line: int, unit: str = "lin
     if missing.any():
         r, c = map(int, np.argwhere(missing)[0])
         raise DataError(f"{where}: {unit} {first_line + r}, column {cols[c]!r}: missing value")
-    for col in schema.NUMERIC:
+    for col in fields.NUMERIC:
         values = df[col].to_numpy()
         bad = values < 0
-        if col in schema.FLOAT_COLUMNS:
+        if col in fields.FLOAT_COLUMNS:
             bad |= values > 1
         if bad.any():
             r = int(np.argmax(bad))
-            expected = "a rate in [0, 1]" if col in schema.FLOAT_COLUMNS else "a non-negative count"
+            expected = "a rate in [0, 1]" if col in fields.FLOAT_COLUMNS else "a non-negative count"
             raise DataError(f"{where}: {unit} {first_line + r}, column {col!r}: expected {expected}, got {values[r]}")
 
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``category`` and ``is_outlier`` beside a ``label`` column (trailing dots dropped)."""
-    df[schema.LABEL] = df[schema.LABEL].astype(str).str.rstrip(".")
-    df[schema.CATEGORY] = label_category(df[schema.LABEL])
-    df[schema.IS_OUTLIER] = (df[schema.LABEL] != "normal").astype("int8")
+    df[fields.LABEL] = df[fields.LABEL].astype(str).str.rstrip(".")
+    df[fields.CATEGORY] = label_category(df[fields.LABEL])
+    df[fields.IS_OUTLIER] = (df[fields.LABEL] != "normal").astype("int8")
     return df
 
 
@@ -339,7 +339,7 @@ def _batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[pa.R
 def _frame(data: pa.RecordBatch | pa.Table, lay: Layout, line: int) -> pd.DataFrame:
     """Records as the reader hands them, checked; ``line``: the file line of the first one."""
     df = data.to_pandas()
-    df = df[[c for c in (*schema.FEATURES, schema.LABEL, DIFFICULTY) if c in df.columns]]
+    df = df[[c for c in (*fields.FEATURES, fields.LABEL, DIFFICULTY) if c in df.columns]]
     check_values(df, str(lay.path), line)
     if lay.labelled:
         df = labelled(df)

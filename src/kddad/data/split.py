@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from kddad.config import BatchConfig, SplitConfig
-from kddad.data import schema
+from kddad.data import fields
 from kddad.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _grouped(
     e_end = t_end + cfg.pools.test
     v_end = e_end + cfg.val_frac * (1 - e_end)
     pool = np.select([u < t_end, u < e_end, u < v_end], ["threshold", "test", "val"], "train")
-    normal = df[schema.IS_OUTLIER].to_numpy() == 0
+    normal = df[fields.IS_OUTLIER].to_numpy() == 0
     idx: dict[str, np.ndarray] = {}
     for name in ("train", "val"):
         avail = np.flatnonzero((pool == name) & normal)
@@ -113,7 +113,7 @@ def _grouped(
     frames = {name: df.iloc[i].reset_index(drop=True) for name, i in idx.items()}
     if test is not None:
         frames["test"] = test.reset_index(drop=True)
-        frames[ATTACKS] = test[test[schema.IS_OUTLIER] == 1].reset_index(drop=True)
+        frames[ATTACKS] = test[test[fields.IS_OUTLIER] == 1].reset_index(drop=True)
     pools = {
         name: {"groups": int(np.unique(group[pool == name]).size), "rows": int((pool == name).sum())}
         for name in ("train", "val", "threshold", "test")
@@ -133,8 +133,8 @@ def _alibi_batch(normal: pd.DataFrame, outlier: pd.DataFrame, batch: BatchConfig
 
 
 def _alibi(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    normal = df[df[schema.IS_OUTLIER] == 0]
-    outlier = df[df[schema.IS_OUTLIER] == 1]
+    normal = df[df[fields.IS_OUTLIER] == 0]
+    outlier = df[df[fields.IS_OUTLIER] == 1]
     frames = {}
     for name in SPLITS:
         batch: BatchConfig = getattr(cfg, name)
@@ -147,9 +147,9 @@ def _alibi(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame],
 
 def _dagmm(df: pd.DataFrame, cfg: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     rng = np.random.default_rng(cfg.seed)
-    normal_traffic = df[schema.LABEL].to_numpy() == "normal"
+    normal_traffic = df[fields.LABEL].to_numpy() == "normal"
     anomaly = normal_traffic if cfg.inlier == "attack" else ~normal_traffic
-    df = df.assign(**{schema.IS_OUTLIER: anomaly.astype("int8")})
+    df = df.assign(**{fields.IS_OUTLIER: anomaly.astype("int8")})
     inliers, anomalies = np.flatnonzero(~anomaly), np.flatnonzero(anomaly)
     if cfg.outlier_frac is not None:
         n_anom = int(len(inliers) * cfg.outlier_frac / (1 - cfg.outlier_frac))  # 97,278 / 4 → 24,319
@@ -222,7 +222,7 @@ def split(
         )
     n_in = len(df)
     if cfg.dedupe:
-        df = df.drop_duplicates(subset=[*schema.FEATURES, schema.LABEL]).reset_index(drop=True)
+        df = df.drop_duplicates(subset=[*fields.FEATURES, fields.LABEL]).reset_index(drop=True)
     if test is not None:
         frames, extra = _grouped(df, cfg, test)
     else:
@@ -235,14 +235,14 @@ def split(
         "duplicates_dropped": n_in - len(df),
         "group_by": cfg.group_by,
         "rows": {k: len(v) for k, v in frames.items()},
-        "outliers": {k: int(v[schema.IS_OUTLIER].sum()) for k, v in frames.items()},
-        "outlier_frac": {k: round(float(v[schema.IS_OUTLIER].mean()), 6) if len(v) else 0.0 for k, v in frames.items()},
+        "outliers": {k: int(v[fields.IS_OUTLIER].sum()) for k, v in frames.items()},
+        "outlier_frac": {k: round(float(v[fields.IS_OUTLIER].mean()), 6) if len(v) else 0.0 for k, v in frames.items()},
         "categories": {
-            k: {str(c): int(n) for c, n in v[schema.CATEGORY].value_counts().items()} for k, v in frames.items()
+            k: {str(c): int(n) for c, n in v[fields.CATEGORY].value_counts().items()} for k, v in frames.items()
         },
         "identical_to_train": {
             "on_group_by": identical_rows(frames, group_cols),
-            "on_all41": identical_rows(frames, schema.FEATURES),
+            "on_all41": identical_rows(frames, fields.FEATURES),
         },
         "test_identical_to_threshold": identical_rows(
             {"threshold": frames["threshold"], "test": frames["test"]}, group_cols, of="threshold"
@@ -250,7 +250,7 @@ def split(
         **extra,
     }
     test = frames["test"]
-    test_normal = test[test[schema.IS_OUTLIER] == 0]
+    test_normal = test[test[fields.IS_OUTLIER] == 0]
     leaked = identical_rows({"train": frames["train"], "test": test_normal}, group_cols)["test"]
     report["test_normals_identical_to_train_frac"] = round(leaked / max(len(test_normal), 1), 6)
     overlap = report["identical_to_train"]["on_group_by"]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.errors import DataError
 from kddad.io import atomic_dir, write_json
 from kddad.saved import Name, Strict, format_version, invalid, read_description, safe
@@ -78,8 +78,8 @@ def _kdd_column(allowed: tuple[str, ...], kind: str) -> Callable[[str], str]:
 
 
 Number = Annotated[float, Field(strict=True)]
-NumericColumn = Annotated[str, Field(strict=True), AfterValidator(_kdd_column(schema.NUMERIC, "numeric"))]
-CategoricalColumn = Annotated[str, Field(strict=True), AfterValidator(_kdd_column(schema.CATEGORICAL, "categorical"))]
+NumericColumn = Annotated[str, Field(strict=True), AfterValidator(_kdd_column(fields.NUMERIC, "numeric"))]
+CategoricalColumn = Annotated[str, Field(strict=True), AfterValidator(_kdd_column(fields.CATEGORICAL, "categorical"))]
 
 
 class EncoderFile(Strict):
@@ -106,7 +106,7 @@ class EncoderFile(Strict):
             return v
         if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
             raise ValueError("expected a list of numeric KDD features (or true/false)")
-        bad = [c for c in v if c not in schema.NUMERIC]
+        bad = [c for c in v if c not in fields.NUMERIC]
         if bad:
             raise ValueError(f"{[safe(c, 40) for c in bad[:3]]} are not numeric KDD features")
         return _unique(v)
@@ -115,7 +115,7 @@ class EncoderFile(Strict):
     @classmethod
     def _logged(cls, v: list[str], info: ValidationInfo) -> list[str]:
         d = info.data
-        if "numeric" in d and "log1p" in d and v != [c for c in d["numeric"] if c in schema.log1p_columns(d["log1p"])]:
+        if "numeric" in d and "log1p" in d and v != [c for c in d["numeric"] if c in fields.log1p_columns(d["log1p"])]:
             raise ValueError("disagrees with numeric and log1p; expected the numeric columns log1p names")
         return v
 
@@ -179,7 +179,7 @@ class FeatureEncoder:
             raise ValueError(f"scaling must be one of {sorted(SCALERS)}, got {scaling!r}")
         self.numeric, self.categorical = list(numeric), list(categorical)
         self.scaling, self.log1p = scaling, log1p
-        self.logged = [c for c in self.numeric if c in schema.log1p_columns(log1p)]
+        self.logged = [c for c in self.numeric if c in fields.log1p_columns(log1p)]
         self._mul: np.ndarray | None = None
         self._add: np.ndarray | None = None
         self._categories: dict[str, list[str]] = {}

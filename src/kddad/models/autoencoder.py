@@ -1,6 +1,6 @@
 """The Lightning-trained networks, ``ae`` and ``vae``, behind the :class:`~kddad.models.base.Model` interface.
 
-Fitted by :func:`kddad.models.lightning.fit`; scored with :mod:`kddad.scores` (a VAE's L latent
+Fitted by :func:`kddad.models.lightning.fit`; scored with :mod:`kddad.models.scores` (a VAE's L latent
 samples decoded in one batched pass, with draws shared by every row); saved as a torch state dict loaded with
 ``weights_only=True``: nothing is unpickled.
 """
@@ -18,7 +18,7 @@ from kddad.errors import KddadError
 from kddad.models.base import History, Model
 from kddad.models.batches import TensorBatches
 from kddad.models.networks import build_network
-from kddad.scores import likelihood_scores, mse_scores
+from kddad.models.scores import likelihood_scores, mse_scores
 
 WEIGHTS = "network.pt"
 

@@ -22,7 +22,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from kddad.io import sweep_stale
 from kddad.models.batches import TensorBatches
 from kddad.models.graphed import GraphedStep, graph_blocker
-from kddad.scores import gaussian_log_prob
+from kddad.models.scores import gaussian_log_prob
 
 log = logging.getLogger(__name__)
 

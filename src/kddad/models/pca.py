@@ -1,7 +1,7 @@
 """``pca``: principal component analysis, the linear autoencoder, a baseline.
 
 Reconstruction = projection on the first principal axes; the ``mse`` and ``likelihood`` scores
-are the networks' (:mod:`kddad.scores`), the likelihood with a per-feature residual variance
+are the networks' (:mod:`kddad.models.scores`), the likelihood with a per-feature residual variance
 measured on the training rows (the counterpart of a learned decoder variance).
 """
 
@@ -18,7 +18,7 @@ from kddad.config.schema import ScoreConfig
 from kddad.errors import KddadError
 from kddad.models.base import History
 from kddad.models.estimator import Estimator
-from kddad.scores import likelihood_scores, mse_scores
+from kddad.models.scores import likelihood_scores, mse_scores
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from kddad.config import Config, DataFileConfig
-from kddad.data import schema
+from kddad.data import fields
 from kddad.data.download import fetch
 from kddad.errors import DataError
 from kddad.io import atomic_dir, write_json
@@ -110,14 +110,14 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
         # a test file in another spelling: its inliers' categories unseen too (attacks may well use
         # services the training rows never had: they are not what the check is for)
         inliers = Audit(f"{where} (its {cfg.split.inlier} rows)")
-        inliers.add(frame[frame[schema.IS_OUTLIER] == 0], enc.categories, labels=False)
+        inliers.add(frame[frame[fields.IS_OUTLIER] == 0], enc.categories, labels=False)
         inliers.check(cfg.dataset.allow_unknown, ALLOW_HINT)
     log.info("encode: share of rows with a category unseen in train (listed in meta.json): %s", shares)
     with atomic_dir(paths.features) as tmp:
         for name, frame in frames.items():
             X = enc.transform(frame, what=str(paths.split / f"{name}.parquet"), report_unknown=False)
             np.save(tmp / f"{name}.npy", X)
-            np.save(tmp / f"{name}_y.npy", frame[schema.IS_OUTLIER].to_numpy(dtype=np.int8))
+            np.save(tmp / f"{name}_y.npy", frame[fields.IS_OUTLIER].to_numpy(dtype=np.int8))
             meta["rows"][name] = int(X.shape[0])
         write_json(tmp / "meta.json", meta)
     enc.save(paths.encoder)

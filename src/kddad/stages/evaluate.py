@@ -12,7 +12,7 @@ import yaml
 
 from kddad import figures
 from kddad.config import Config
-from kddad.data import schema
+from kddad.data import fields
 from kddad.data.split import ATTACKS, THRESHOLD_ATTACKS
 from kddad.detector import Detector, read_threshold
 from kddad.evaluation import (
@@ -28,7 +28,7 @@ from kddad.io import atomic_dir, atomic_file, write_json
 from kddad.paths import Paths
 from kddad.pyfunc import log_detector
 from kddad.stages.data import load_split
-from kddad.stages.model import load_features, run_id, trained_detector
+from kddad.stages.model import load_features, recorded_run, trained_detector
 from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -39,16 +39,16 @@ PLOT_ROWS = 5000  # DVC renders plots in the browser: keep its files small
 #: False-positive rates the per-category ROC plot file samples (log-spaced: the low end matters)
 ROC_GRID = np.unique(np.r_[0.0, np.logspace(-4, 0, 161)])
 #: Rows are the same row when these are: the distinct-rows view counts each once
-DISTINCT_ON = (*schema.FEATURES, schema.LABEL)
+DISTINCT_ON = (*fields.FEATURES, fields.LABEL)
 #: NSL-KDD's KDDTest-21: the test rows fewer than all 21 of its learners got right
 HARD_DIFFICULTY = 21
 
 
 def view(y: np.ndarray, scores: np.ndarray, threshold: float, frame: pd.DataFrame) -> dict:
     """Detection metrics with per-category figures, and the same with each distinct row counted once."""
-    m = detection_metrics(y, scores, threshold, frame[schema.CATEGORY], frame[schema.LABEL])
+    m = detection_metrics(y, scores, threshold, frame[fields.CATEGORY], frame[fields.LABEL])
     keep = first_occurrences(frame, DISTINCT_ON)
-    d = detection_metrics(y[keep], scores[keep], threshold, frame[schema.CATEGORY].to_numpy()[keep])
+    d = detection_metrics(y[keep], scores[keep], threshold, frame[fields.CATEGORY].to_numpy()[keep])
     m["distinct"] = {k: d[k] for k in (*HEADLINE, "fpr", "rows", "outliers", "categories")}
     return m
 
@@ -72,8 +72,8 @@ def _plots(out: Path, y: np.ndarray, scores: np.ndarray, threshold: float, frame
     by_category = category_roc(y_held, scores_held, category_held, ROC_GRID)
     # the four attack classes every run, so DVC can compare revisions (an absent one is empty),
     # then any other outlier category (normal traffic under split=dagmm, unknown attack names)
-    others = [c for c in by_category.columns if c != "fpr" and c not in schema.ATTACK_CLASSES]
-    columns = ["fpr", *schema.ATTACK_CLASSES, *others]
+    others = [c for c in by_category.columns if c != "fpr" and c not in fields.ATTACK_CLASSES]
+    columns = ["fpr", *fields.ATTACK_CLASSES, *others]
     by_category.reindex(columns=columns).to_csv(out / "roc_by_category.csv", index=False)
     thin(pr_points(y, scores), PLOT_ROWS).to_csv(out / "pr.csv", index=False)
     # every test row: the plot's counts must equal metrics.json's (two short columns, no thinning)
@@ -82,11 +82,11 @@ def _plots(out: Path, y: np.ndarray, scores: np.ndarray, threshold: float, frame
     )
     rows = pd.DataFrame(
         {
-            "row": frame[schema.ROW],
+            "row": frame[fields.ROW],
             "score": scores,
             "class": class_names(y),
-            "category": frame[schema.CATEGORY],
-            "label": frame[schema.LABEL],
+            "category": frame[fields.CATEGORY],
+            "label": frame[fields.LABEL],
         }
     )
     thin(rows.reset_index().rename(columns={"index": "test_row"}), PLOT_ROWS).to_csv(out / "scores.csv", index=False)
@@ -145,9 +145,9 @@ def top_alerts(det: Detector, test: pd.DataFrame, scores: np.ndarray, threshold:
     out = pd.DataFrame(
         {
             "test_row": top,
-            "row": rows[schema.ROW].to_numpy(),
-            "label": rows[schema.LABEL].to_numpy(),
-            "category": rows[schema.CATEGORY].to_numpy(),
+            "row": rows[fields.ROW].to_numpy(),
+            "label": rows[fields.LABEL].to_numpy(),
+            "category": rows[fields.CATEGORY].to_numpy(),
             "instance_score": scores[top],
         }
     )
@@ -203,8 +203,8 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
         "threshold_batch": {k: on_thr[k] for k in (*HEADLINE, "fpr")},
         "threshold_pool": {k: pool_view[k] for k in (*HEADLINE, "rows", "outliers", "categories", "distinct")},
     }
-    if schema.DIFFICULTY in test:
-        hard = (test[schema.DIFFICULTY] < HARD_DIFFICULTY).to_numpy()
+    if fields.DIFFICULTY in test:
+        hard = (test[fields.DIFFICULTY] < HARD_DIFFICULTY).to_numpy()
         metrics[f"test_difficulty_below_{HARD_DIFFICULTY}"] = view(
             y[hard], scores[hard], threshold, test[hard].reset_index(drop=True)
         )
@@ -212,25 +212,16 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     alerts = top_alerts(det, test, scores, threshold)
     with atomic_file(paths.reports / "alerts.csv") as tmp:
         alerts.to_csv(tmp, index=False)
-    held_curves = (held_y, held_scores, held_frame[schema.CATEGORY].to_numpy())
+    held_curves = (held_y, held_scores, held_frame[fields.CATEGORY].to_numpy())
     with atomic_dir(paths.reports / "plots") as tmp:
         _plots(tmp, y, scores, threshold, test, held_curves)
     with atomic_dir(paths.reports / "figures") as tmp:
         _figures(tmp, det, X, y, scores, feat, m, threshold, held_curves, metrics)
 
-    with tracker.run(cfg, resume=run_id(paths.threshold), logs="f1") as run:
-        _track(tracker, run, metrics, cfg, paths)
-        if run:  # many calls and local work in one: a longer deadline than one call's
-            tracker.call(
-                log_detector,
-                tracker.uri,
-                run,
-                paths.detector,
-                paths.threshold,
-                test.head(5),
-                cfg.tracking.register_as,
-                deadline=tracker.model_deadline,
-            )
+    with tracker.stage_run(cfg, resume=recorded_run(paths.threshold), logs="f1") as run_id:
+        _track(tracker, run_id, metrics, cfg, paths)
+        if run_id:
+            log_detector(tracker, run_id, paths.detector, paths.threshold, test.head(5), cfg.tracking.register_as)
     log.info(
         "evaluate: F1 %.4f, precision %.4f, recall %.4f, ROC-AUC %.5f, PR-AUC %.5f on %d test rows "
         "(held-out outliers: recall %.4f of %d)",
@@ -271,17 +262,17 @@ def operating_lines(metrics: dict) -> list[str]:
     return lines
 
 
-def _track(tracker: Tracker, run: str | None, metrics: dict, cfg: Config, paths: Paths) -> None:
+def _track(tracker: Tracker, run_id: str | None, metrics: dict, cfg: Config, paths: Paths) -> None:
     """Metrics, figures, metrics.json, threshold.json and the config into the run."""
-    if not run:
+    if not run_id:
         return
-    tracker.log_metrics(run, metrics)
-    tracker.log_artifact(run, paths.reports / "metrics.json")
-    tracker.log_artifact(run, paths.reports / "alerts.csv")
-    tracker.log_artifact(run, paths.threshold)
+    tracker.log_metrics(run_id, metrics)
+    tracker.log_artifact(run_id, paths.reports / "metrics.json")
+    tracker.log_artifact(run_id, paths.reports / "alerts.csv")
+    tracker.log_artifact(run_id, paths.threshold)
     with tempfile.TemporaryDirectory() as tmp:
         config_file = Path(tmp) / "config.yaml"
         config_file.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
-        tracker.log_artifact(run, config_file)
+        tracker.log_artifact(run_id, config_file)
     for png in sorted((paths.reports / "figures").glob("*.png")):
-        tracker.log_artifact(run, png, "figures")
+        tracker.log_artifact(run_id, png, "figures")

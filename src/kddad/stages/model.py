@@ -35,7 +35,7 @@ def write_curve(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
-def run_id(path: Path) -> str | None:
+def recorded_run(path: Path) -> str | None:
     """The MLflow run id an earlier stage recorded in a JSON file (None if none)."""
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("mlflow_run_id")
@@ -79,12 +79,12 @@ def train(
         cfg.model, cfg.score, cfg.trainer, cfg.early_stopping, FeatureEncoder.load(paths.encoder), seed=cfg.seed
     )
     det.data = training_data(cfg, paths, len(X))
-    with tracker.run(cfg, parent=parent_run, tags=run_tags) as run:
-        tracker.log_dataset(run, det.data, context="training")
-        det.fit(X, X_val, logger=tracker.lightning_logger(run), callbacks=callbacks)
+    with tracker.stage_run(cfg, parent=parent_run, tags=run_tags) as run_id:
+        tracker.log_dataset(run_id, det.data, context="training")
+        det.fit(X, X_val, logger=tracker.lightning_logger(run_id), callbacks=callbacks)
         det.save(paths.detector)
         write_curve(paths.reports / "train_curve.csv", det.history)
-        write_json(paths.run, {"mlflow_run_id": run, "tracking_uri": tracker.uri if run else None})
+        write_json(paths.run_record, {"mlflow_run_id": run_id, "tracking_uri": tracker.uri if run_id else None})
     last = det.history[-1] if det.history else {}
     log.info(
         "train: %s + %s on %d rows × %d features, %d epochs, last val_loss %.4g",
@@ -132,10 +132,10 @@ def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
         "flagged_outliers": int((flagged & (y == 1)).sum()),
         "score": det.score_cfg.model_dump(),
     }
-    with tracker.run(cfg, resume=run_id(paths.run), logs="threshold") as run:
-        info["mlflow_run_id"] = run
+    with tracker.stage_run(cfg, resume=recorded_run(paths.run_record), logs="threshold") as run_id:
+        info["mlflow_run_id"] = run_id
         write_json(paths.threshold, info)
-        tracker.log_metrics(run, {"threshold": value})
-        tracker.log_artifact(run, paths.threshold)
+        tracker.log_metrics(run_id, {"threshold": value})
+        tracker.log_artifact(run_id, paths.threshold)
     log.info("threshold: %.6g (%s on %s, %d of %d rows flagged)", value, t.method, split, info["flagged"], len(X))
     return info

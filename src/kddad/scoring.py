@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kddad.data import schema
+from kddad.data import fields
 from kddad.data.audit import EARLY_ROWS, Audit
 from kddad.data.records import iter_records
 from kddad.detector import Detector, DetectorError
@@ -166,8 +166,8 @@ def score_file(
             summary.flagged += int(pred.is_outlier.sum())
             if lay.labelled:
                 labels.append(  # compact (Arrow) strings: millions of rows stay small
-                    chunk[[schema.IS_OUTLIER, schema.CATEGORY, schema.LABEL]].astype(
-                        {schema.CATEGORY: "str", schema.LABEL: "str"}
+                    chunk[[fields.IS_OUTLIER, fields.CATEGORY, fields.LABEL]].astype(
+                        {fields.CATEGORY: "str", fields.LABEL: "str"}
                     )
                 )
                 scores.append(pred.instance_score)
@@ -185,11 +185,11 @@ def score_file(
     if labels:
         truth = pd.concat(labels, ignore_index=True)
         summary.metrics = detection_metrics(
-            truth[schema.IS_OUTLIER].to_numpy(),
+            truth[fields.IS_OUTLIER].to_numpy(),
             np.concatenate(scores),
             det.threshold,
-            truth[schema.CATEGORY],
-            truth[schema.LABEL],
+            truth[fields.CATEGORY],
+            truth[fields.LABEL],
         )
     summary.seconds = time.perf_counter() - start
     return summary
