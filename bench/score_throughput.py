@@ -50,12 +50,12 @@ def main() -> None:
         torch.manual_seed(0)
         model.network = model.build(X.shape[1]).to(device).eval()
         for samples in args.samples:
-            score = cfg.score.model_copy(update={"samples": samples})
-            model.score(X[:50_000], score)  # warm-up: kernels, allocator, threads
+            model.score_cfg = cfg.score.model_copy(update={"samples": samples})
+            model.score(X[:50_000])  # warm-up: kernels, allocator, threads
             best = float("inf")
             for _ in range(args.repeat):
                 start = time.perf_counter()
-                model.score(X, score)  # returns numpy arrays: the device work is done
+                model.score(X)  # returns numpy arrays: the device work is done
                 best = min(best, time.perf_counter() - start)
             print(f"{device:>6} {samples:>8} {len(X) / best:>12,.0f} {best:>8.3f}", flush=True)
 

@@ -4,6 +4,7 @@ import sys
 import pytest
 import yaml
 from conftest import ROOT
+from pydantic import BaseModel
 
 from kddad import config
 from kddad.data import fields
@@ -190,3 +191,71 @@ def test_log1p_columns_must_be_features_the_model_sees():
         config.validate(raw)
     raw["scaling"]["log1p"] = ["srv_count"]
     assert config.validate(raw).scaling.log1p == ["srv_count"]
+
+
+# -- one source of every default ----------------------------------------------------------------
+
+#: Groups that name the data (required, no schema default): what a default would mean there is another file
+DATA_GROUPS = ("dataset", "features")
+
+
+def _disagreements(schema_cls, composed: dict, prefix: str, defaults: BaseModel | None = None) -> list[str]:
+    """Keys whose schema default differs from what conf/ composes, nested groups key by key
+    (``defaults``: the instance a parent group gives as its default, e.g. split.threshold's n)."""
+    out = []
+    for name, field in schema_cls.model_fields.items():
+        if name not in composed:
+            continue  # conf/ leaves it to the schema: one source
+        if defaults is not None:
+            default = getattr(defaults, name)
+        elif field.is_required():
+            default = None
+        else:
+            default = field.get_default(call_default_factory=True)
+        tp, value = field.annotation, composed[name]
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(value, dict):
+            out += _disagreements(tp, value, f"{prefix}{name}.", default if isinstance(default, BaseModel) else None)
+        elif (defaults is not None or not field.is_required()) and default != value:
+            out.append(f"{prefix}{name}: schema {default!r}, conf/ {value!r}")
+    return out
+
+
+def test_the_schema_defaults_are_the_default_composition_of_conf():
+    composed = yaml.safe_load(config.compose_yaml(ROOT / "conf"))
+    model_cls = type(config.MODEL_ADAPTER.validate_python(composed["model"]))  # the default kind's class
+    bad = _disagreements(model_cls, composed["model"], "model.")
+    for group, field in config.Config.model_fields.items():
+        if group in (*DATA_GROUPS, "model"):
+            continue
+        tp = field.annotation
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            default = None if field.is_required() else field.get_default(call_default_factory=True)
+            bad += _disagreements(tp, composed[group], f"{group}.", default)
+        elif field.get_default() != composed[group]:
+            bad.append(f"{group}: schema {field.get_default()!r}, conf/ {composed[group]!r}")
+    assert not bad, "defaults disagree: " + "; ".join(bad)
+
+
+def test_a_library_detector_is_the_pipelines_by_default(cfg):
+    """Only the architecture given: the detector `dvc repro` trains (lr, batch, score, trainer, stopping, seed)."""
+    from kddad.detector import Detector
+
+    det = Detector(model={"name": cfg.model.name, "hidden": cfg.model.hidden, "latent": cfg.model.latent})
+    assert det.model == cfg.model and det.score_cfg == cfg.score
+    assert (det.trainer, det.early_stopping, det.seed) == (cfg.trainer, cfg.early_stopping, cfg.seed)
+
+
+def test_dvc_params_follow_the_score_split():
+    """Train depends on the score keys that shape the network, threshold on all, evaluate on the
+    scoring-only ones (ScoreConfig declares which): changing `samples` never retrains."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    keys, scoring = set(config.ScoreConfig.model_fields), set(config.ScoreConfig.scoring_only())
+    assert scoring == {"samples", "outlier_perc"}
+
+    def score_keys(stage: str) -> set[str]:
+        params = stages[stage]["params"]
+        return keys if "score" in params else {p.split(".", 1)[1] for p in params if p.startswith("score.")}
+
+    assert score_keys("train") == keys - scoring
+    assert score_keys("threshold") == keys
+    assert score_keys("evaluate") == scoring

@@ -21,8 +21,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from test_faults import ENV, _one_clear_line, _params, data_project
 
-from kddad.entry import user_errors
 from kddad.config import TrackingConfig
+from kddad.entry import user_errors
 from kddad.errors import TrackingError
 from kddad.models.lightning import CHECKPOINT_PREFIX
 from kddad.tracking import CLIENT_BOUNDS, OWNER_TAG, Tracker

@@ -156,12 +156,13 @@ def _finite(inst: np.ndarray, feat: np.ndarray, X: np.ndarray) -> tuple[np.ndarr
     return inst, feat
 
 
-def _cfg(cls, value, **defaults):
+def _cfg(cls, value):
+    """A config from a mapping or as it is; unset keys take the schema's defaults (those of conf/)."""
     if cls is ModelConfig:
         return value if hasattr(value, "model_dump") else MODEL_ADAPTER.validate_python(dict(value))
     if isinstance(value, cls):
         return value
-    return cls.model_validate({**defaults, **dict(value or {})})
+    return cls.model_validate(dict(value or {}))
 
 
 class Detector:
@@ -178,7 +179,7 @@ class Detector:
         seed: int = 0,
     ) -> None:
         self.model = _cfg(ModelConfig, model)
-        self.score_cfg = _cfg(ScoreConfig, score, name="mse")
+        self._score_cfg = _cfg(ScoreConfig, score)
         self.trainer = _cfg(TrainerConfig, trainer)
         self.early_stopping = _cfg(EarlyStoppingConfig, early_stopping)
         self.encoder, self.seed = encoder, seed
@@ -193,6 +194,11 @@ class Detector:
         self.feature_reference: np.ndarray | None = None
         #: the kddad release that saved a loaded detector (None: not loaded)
         self.kddad_version: str | None = None
+
+    @property
+    def score_cfg(self) -> ScoreConfig:
+        """The score settings; the fitted model scores with these (:meth:`set_score` changes both)."""
+        return self._score_cfg
 
     def _new_model(self) -> Model:
         return model_class(self.model)(self.model, self.score_cfg, self.trainer, self.early_stopping, self.seed)
@@ -280,18 +286,20 @@ class Detector:
         return self.model_
 
     def set_score(self, **settings: Any) -> Detector:
-        """Change scoring-only settings (``samples``, ``outlier_perc``) of a fitted detector."""
-        bad = set(settings) - {"samples", "outlier_perc"}
+        """Change scoring-only settings (``ScoreConfig.scoring_only()``: ``samples``, ``outlier_perc``)."""
+        bad = set(settings) - set(ScoreConfig.scoring_only())
         if bad:
             raise DetectorError(f"set_score: {sorted(bad)} change training, not only scoring; refit instead")
-        self.score_cfg = ScoreConfig.model_validate({**self.score_cfg.model_dump(), **settings})
+        self._score_cfg = ScoreConfig.model_validate({**self.score_cfg.model_dump(), **settings})
+        if self.model_ is not None:
+            self.model_.score_cfg = self._score_cfg
         return self
 
     def score(self, X: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(instance scores (n,), feature scores (n, features)); reproducible for a given seed."""
         model = self._fitted()
         X = self._array(X)
-        return _finite(*model.score(X, self.score_cfg), X)
+        return _finite(*model.score(X), X)
 
     def latent(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Latent codes (the posterior mean for a VAE; PCA's components), e.g. for a latent-space plot."""
@@ -465,7 +473,7 @@ class Detector:
                 f"{file}: set for score {score.get('name')!r}, the detector scores {self.score_cfg.name!r}"
             )
         self.threshold = info["threshold"]
-        self.set_score(**{k: score[k] for k in ("samples", "outlier_perc") if k in score})
+        self.set_score(**{k: score[k] for k in ScoreConfig.scoring_only() if k in score})
         # what a saved detector records of it (ThresholdInfo): the file's other keys are its own
         self.threshold_info = {k: v for k, v in info.items() if k in ThresholdInfo.model_fields}
         return self

@@ -15,7 +15,7 @@ import annotated_types as at
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from kddad.config.schema import MODEL_CONFIGS, Config
+from kddad.config.schema import MODEL_CONFIGS, SCORING_ONLY, Config
 
 _BOUNDS = ((at.Gt, ">"), (at.Ge, "≥"), (at.Lt, "<"), (at.Le, "≤"))
 
@@ -64,9 +64,11 @@ def _rows(model: type[BaseModel], prefix: str, defaults: BaseModel | None = None
             nested.append((f"{prefix}{name}.", tp, value))
             rows.append(f"| `{prefix}{name}` | group | see below | {_cell(field.description)} |")
             continue
+        meaning = field.description or ""
+        if field.json_schema_extra == SCORING_ONLY:
+            meaning += " Scoring only: the threshold and evaluate stages apply it to the trained model."
         rows.append(
-            f"| `{prefix}{name}` | {_type(tp)}{_bounds(field.metadata)} | {_default(field, value)} | "
-            f"{_cell(field.description)} |"
+            f"| `{prefix}{name}` | {_type(tp)}{_bounds(field.metadata)} | {_default(field, value)} | {_cell(meaning)} |"
         )
     for sub_prefix, sub, value in nested:
         rows += _rows(sub, sub_prefix, value)

@@ -18,6 +18,8 @@ Percent = Annotated[float, Field(ge=0, lt=100)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
+#: Marks a key that changes how a trained model scores, not what it learns (see ScoreConfig).
+SCORING_ONLY = {"scoring_only": True}
 
 
 class _Strict(BaseModel):
@@ -286,8 +288,8 @@ class NetworkConfig(_Strict):
     recon_std: Annotated[float, Field(gt=0)] = Field(
         0.01, description="vae + mse: the fixed standard deviation of the reconstruction term (alibi-detect's sim)."
     )
-    lr: Annotated[float, Field(gt=0)] = Field(1e-3, description="Adam's learning rate.")
-    batch_size: PosInt = Field(128, description="Training rows per step.")
+    lr: Annotated[float, Field(gt=0)] = Field(0.002, description="Adam's learning rate.")
+    batch_size: PosInt = Field(512, description="Training rows per step.")
 
     @field_validator("hidden", mode="before")
     @classmethod
@@ -376,17 +378,33 @@ MODEL_KINDS: tuple[str, ...] = tuple(k for c in MODEL_CONFIGS for k in get_args(
 
 
 class ScoreConfig(_Strict):
-    """How a reconstruction becomes an outlier score (IsolationForest has its own)."""
+    """How a reconstruction becomes an outlier score (IsolationForest has its own).
+
+    ``name`` and ``min_var`` shape the trained network (a likelihood score trains a variance head
+    with that floor); the keys marked scoring-only change how a trained model scores and nothing
+    it learnt, so the threshold and evaluate stages apply them without retraining.
+    """
 
     name: Literal["mse", "likelihood"] = Field(
+        "likelihood",
         description="mse: squared error per feature; likelihood: Gaussian "
-        "negative log-likelihood with a learned variance."
+        "negative log-likelihood with a learned variance.",
     )
-    samples: PosInt = Field(10, description="vae: latent samples averaged per row.")
+    samples: PosInt = Field(10, description="vae: latent samples averaged per row.", json_schema_extra=SCORING_ONLY)
     outlier_perc: Annotated[float, Field(gt=0, le=100)] = Field(
-        100, description="mse: the instance score is the mean of the top % of feature scores."
+        100,
+        description="mse: the instance score is the mean of the top % of feature scores.",
+        json_schema_extra=SCORING_ONLY,
     )
     min_var: Annotated[float, Field(gt=0)] = Field(1e-3, description="likelihood: the decoder variance's floor.")
+
+    @classmethod
+    def scoring_only(cls) -> tuple[str, ...]:
+        """The keys a trained detector may change (``Detector.set_score``); the others need a refit."""
+        return tuple(k for k, f in cls.model_fields.items() if f.json_schema_extra == SCORING_ONLY)
+
+    def scoring_part(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.scoring_only()}
 
 
 class ThresholdConfig(_Strict):
@@ -475,7 +493,7 @@ class Config(_Strict):
     features: FeaturesConfig = Field(description="The columns the model sees.")
     scaling: ScalingConfig = Field(ScalingConfig(), description="How numeric columns are scaled.")
     model: ModelConfig = Field(description="The model kind (model.name) and its settings.")
-    score: ScoreConfig = Field(description="The outlier score.")
+    score: ScoreConfig = Field(ScoreConfig(), description="The outlier score.")
     threshold: ThresholdConfig = Field(ThresholdConfig(), description="The outlier threshold.")
     trainer: TrainerConfig = Field(TrainerConfig(), description="Lightning Trainer arguments.")
     early_stopping: EarlyStoppingConfig = Field(EarlyStoppingConfig(), description="Early stopping on val loss.")

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from kddad.config.schema import ScoreConfig
 from kddad.errors import KddadError
 from kddad.models.base import History, Model
 from kddad.models.batches import TensorBatches
@@ -105,14 +104,14 @@ class Autoencoder(Model):
         return torch.randn((samples, 1, latent), generator=gen).to(self.device)
 
     @torch.no_grad()
-    def score(self, X: np.ndarray, score: ScoreConfig, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, X: np.ndarray, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Scored where the network is; the same scores (to float tolerance) on any device.
 
         The rows go to the device once and the scores come back once (no copy per batch);
         ``batch_size``: rows per pass, by default 4,096 on a CPU (fastest here: the (L, B, n)
         intermediates stay in cache) and 65,536 on an accelerator.
         """
-        net = self.network.eval()
+        net, score = self.network.eval(), self.score_cfg
         device = self.device
         bs = batch_size or (4096 if device.type == "cpu" else 1 << 16)
         eps = self.latent_draws(score.samples) if net.variational else None

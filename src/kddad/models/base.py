@@ -53,8 +53,9 @@ class Model(ABC):
         """
 
     @abstractmethod
-    def score(self, X: np.ndarray, score: ScoreConfig) -> tuple[np.ndarray, np.ndarray]:
-        """(instance scores (n,), feature scores (n, features) or (n, 0))."""
+    def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(instance scores (n,), feature scores (n, features) or (n, 0)), with the settings of
+        ``score_cfg`` (the detector changes its scoring-only part without refitting)."""
 
     def to(self, device: str) -> Model:
         """Score on ``device`` (``auto``, ``cpu``, ``cuda``); the scikit-learn kinds stay on the CPU."""

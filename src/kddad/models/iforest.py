@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from kddad.config.schema import ScoreConfig
 from kddad.errors import KddadError
 from kddad.models.estimator import Estimator
 
@@ -36,7 +35,7 @@ class IForest(Estimator):
             random_state=self.seed,
         )
 
-    def score(self, X: np.ndarray, score: ScoreConfig) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return -self.estimator.score_samples(X).astype(np.float32), np.zeros((len(X), 0), np.float32)
 
     def check(self, file: Path) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from kddad.config.schema import ScoreConfig
 from kddad.errors import KddadError
 from kddad.models.base import History
 from kddad.models.estimator import Estimator
@@ -51,12 +50,12 @@ class PCA(Estimator):
         )
         return [{"epoch": 0, "train_loss": float(np.mean(residual**2)), "val_loss": float(np.mean(val_residual**2))}]
 
-    def score(self, X: np.ndarray, score: ScoreConfig) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, mean = torch.from_numpy(X), torch.from_numpy(self._reconstruct(X))
-        if score.name == "likelihood":
+        if self.score_cfg.name == "likelihood":
             inst, feat = likelihood_scores(x, mean, torch.from_numpy(self.residual_var).expand_as(x))
         else:
-            inst, feat = mse_scores(x, mean, score.outlier_perc)
+            inst, feat = mse_scores(x, mean, self.score_cfg.outlier_perc)
         return inst.numpy(), feat.numpy()
 
     def latent(self, X: np.ndarray) -> np.ndarray:

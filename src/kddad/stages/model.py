@@ -106,7 +106,7 @@ def trained_detector(cfg: Config, paths: Paths) -> Detector:
             f"{paths.detector}: trained for score {det.score_cfg.name!r}, params ask for "
             f"{cfg.score.name!r}; re-run the train stage"
         )
-    return det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
+    return det.set_score(**cfg.score.scoring_part())
 
 
 def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
