@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from kddad.paths import Paths
+
 HERE = Path(__file__).resolve().parent
 KDD10 = "kddcup.data_10_percent.gz"
 
@@ -39,7 +41,7 @@ def big_file(repeat: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="models/detector")
+    ap.add_argument("--model", default=str(Paths().detector))
     ap.add_argument("--threshold", help="threshold file (default: beside the detector folder)")
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--device", default="auto")

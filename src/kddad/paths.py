@@ -13,6 +13,27 @@ from pathlib import Path
 
 #: The file that marks a project's root folder.
 PROJECT_MARKER = "dvc.yaml"
+#: The threshold stage's file; ``kddad score`` also looks for it beside a detector folder.
+THRESHOLD_FILE = "threshold.json"
+#: Where a sweep's jobs share the data stages' outputs, unless KDDAD_CACHE says otherwise.
+SWEEP_CACHE = Path("outputs") / "cache"
+#: In a sweep's folder: the parent run's id and store, and the summary of its jobs.
+SWEEP_PARENT, SWEEP_SUMMARY = "mlflow_parent.json", "summary"
+
+
+def split_file(folder: Path, name: str) -> Path:
+    """One split's rows in ``folder`` (the split stage's output, or its temporary folder)."""
+    return folder / f"{name}.parquet"
+
+
+def feature_files(folder: Path, name: str) -> tuple[Path, Path]:
+    """One split's encoded rows and is_outlier labels in ``folder``: (X, y)."""
+    return folder / f"{name}.npy", folder / f"{name}_y.npy"
+
+
+def features_meta(folder: Path) -> Path:
+    """What the encode stage records beside the arrays: feature names, rows, unseen categories."""
+    return folder / "meta.json"
 
 
 def project_root(start: str | Path | None = None) -> Path:
@@ -63,7 +84,12 @@ class Paths:
 
     @property
     def threshold(self) -> Path:
-        return self.root / "models" / "threshold.json"
+        return self.root / "models" / THRESHOLD_FILE
+
+    @property
+    def train_curve(self) -> Path:
+        """The train stage's per-epoch losses (a DVC plot)."""
+        return self.root / "reports" / "train_curve.csv"
 
     @property
     def run_record(self) -> Path:

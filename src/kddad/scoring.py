@@ -28,11 +28,11 @@ from kddad.detector import Detector, DetectorError
 from kddad.errors import DataError
 from kddad.evaluation import detection_metrics
 from kddad.io import atomic_file
+from kddad.paths import THRESHOLD_FILE
 
 log = logging.getLogger(__name__)
 
 OUTPUTS = (".csv", ".parquet", ".gz")
-THRESHOLD_FILE = "threshold.json"
 #: How a user goes on past :mod:`kddad.data.audit`'s check when scoring.
 ALLOW_HINT = "pass --allow-unknown to score it anyway"
 

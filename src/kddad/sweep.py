@@ -23,12 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 from kddad import config
 from kddad.entry import signal_exit, user_errors
 from kddad.errors import ConfigError, KddadError, TrackingError
-from kddad.paths import Paths
+from kddad.paths import SWEEP_CACHE, SWEEP_PARENT, SWEEP_SUMMARY, Paths
 from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-PARENT_FILE = "mlflow_parent.json"
 SUMMARY_METRICS = (
     "f1",
     "precision",
@@ -42,6 +41,9 @@ SUMMARY_METRICS = (
     # separate threshold pool: there it is the test's attacks)
     "threshold_pool.categories.macro.roc_auc",
 )
+#: What summarise writes into the sweep's summary folder (and logs into the parent run)
+SUMMARY_MD, SUMMARY_CSV, JOBS_CSV, SUMMARY_CHART = "summary.md", "summary.csv", "jobs.csv", "summary.png"
+SUMMARY_FILES = (SUMMARY_MD, SUMMARY_CSV, JOBS_CSV, SUMMARY_CHART)
 #: What a job returns to the sweeper (Optuna maximises it): labelled, but never the test split.
 OBJECTIVE = "threshold_batch.roc_auc"
 
@@ -53,7 +55,7 @@ def _config(cfg: DictConfig) -> config.Config:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("KDDAD_CACHE") or "outputs/cache").resolve()  # unset or empty: the default
+    return Path(os.environ.get("KDDAD_CACHE") or SWEEP_CACHE).resolve()  # unset or empty: the default
 
 
 def _searches(sweeper: Any) -> bool:
@@ -94,7 +96,7 @@ def _job(cfg: DictConfig) -> float:
         sweep_dir = Path(hc.sweep.dir)
         tags["sweep_id"] = sweep_dir.name
         tags["job"] = str(hc.job.num)
-        parent_file = sweep_dir / PARENT_FILE
+        parent_file = sweep_dir / SWEEP_PARENT
         if parent_file.is_file():  # the parent's store, resolved once where the sweep was launched
             opened = json.loads(parent_file.read_text())
             parent = opened["run_id"]
@@ -149,7 +151,7 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
     ]
     jobs = pd.DataFrame(rows, columns=["run_id", "status", "configuration", "overrides", *SUMMARY_METRICS])
     out.mkdir(parents=True, exist_ok=True)
-    jobs.to_csv(out / "jobs.csv", index=False)
+    jobs.to_csv(out / JOBS_CSV, index=False)
     ok = jobs[jobs["status"] == "FINISHED"]
     grouped = ok.groupby("configuration")[list(SUMMARY_METRICS)].agg(["mean", "std", "count"])
     summary = pd.DataFrame(index=grouped.index)
@@ -161,7 +163,7 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
         jobs[jobs["status"] != "FINISHED"].groupby("configuration").size().reindex(summary.index, fill_value=0)
     )
     summary = summary.sort_values(f"{OBJECTIVE}_mean", ascending=False)  # ranked on validation, not test
-    summary.to_csv(out / "summary.csv")
+    summary.to_csv(out / SUMMARY_CSV)
     lines = [
         "| configuration | "
         + " | ".join(m.replace(".categories.macro.", ".macro_") for m in SUMMARY_METRICS)
@@ -180,8 +182,8 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
             f"Ranked by {OBJECTIVE}: under split=dagmm the threshold batch is the test set, so "
             "that ranking is by a test figure.",
         ]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    _chart(summary, out / "summary.png")
+    (out / SUMMARY_MD).write_text("\n".join(lines) + "\n")
+    _chart(summary, out / SUMMARY_CHART)
     return summary
 
 
@@ -216,20 +218,21 @@ class MlflowSweepCallback(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = " ".join(config.hydra.overrides.task)
         run_id = tracker.open_parent(f"sweep {sweep_dir.name}", {"sweep_id": sweep_dir.name, "sweep": overrides})
-        (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run_id, "tracking_uri": tracker.uri}))
+        (sweep_dir / SWEEP_PARENT).write_text(json.dumps({"run_id": run_id, "tracking_uri": tracker.uri}))
         log.info("sweep %s: MLflow parent run %s", sweep_dir.name, run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        parent_file = sweep_dir / PARENT_FILE
+        parent_file = sweep_dir / SWEEP_PARENT
         if not parent_file.is_file():
             return
         opened = json.loads(parent_file.read_text())
         parent = opened["run_id"]
         tracker = Tracker(_with_uri(_config(config), opened["tracking_uri"]).tracking)
-        summary = summarise(tracker, parent, sweep_dir / "summary")
-        for name in ("summary.md", "summary.csv", "jobs.csv", "summary.png"):
-            tracker.log_artifact(parent, sweep_dir / "summary" / name, "summary")
+        out = sweep_dir / SWEEP_SUMMARY
+        summary = summarise(tracker, parent, out)
+        for name in SUMMARY_FILES:
+            tracker.log_artifact(parent, out / name, SWEEP_SUMMARY)
         if len(summary):  # the best configuration by the objective (validation), with its test figures
             best = summary.iloc[0]
             tracker.log_metrics(
@@ -243,4 +246,4 @@ class MlflowSweepCallback(Callback):
             )
             tracker.set_tag(parent, "best_configuration", str(summary.index[0]))
         tracker.finish(parent)
-        log.info("sweep %s summary:\n%s", sweep_dir.name, (sweep_dir / "summary" / "summary.md").read_text())
+        log.info("sweep %s summary:\n%s", sweep_dir.name, (out / SUMMARY_MD).read_text())

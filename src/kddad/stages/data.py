@@ -18,7 +18,7 @@ from kddad.data import fields
 from kddad.data.download import fetch
 from kddad.errors import DataError
 from kddad.io import atomic_dir, write_json
-from kddad.paths import Paths
+from kddad.paths import Paths, feature_files, features_meta, split_file
 
 if TYPE_CHECKING:
     from kddad.features.encoder import FeatureEncoder
@@ -71,7 +71,7 @@ def split(cfg: Config, paths: Paths = Paths()) -> dict:
     frames, report = split_rows(df, cfg.split, test)
     with atomic_dir(paths.split) as tmp:
         for name, frame in frames.items():
-            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+            frame.to_parquet(split_file(tmp, name), index=False)
     write_json(paths.split_report, report)
     log.info(
         "split: %s rows, outlier fraction %s (%.1f s)",
@@ -83,7 +83,7 @@ def split(cfg: Config, paths: Paths = Paths()) -> dict:
 
 
 def load_split(name: str, paths: Paths = Paths()) -> pd.DataFrame:
-    path = paths.split / f"{name}.parquet"
+    path = split_file(paths.split, name)
     if not path.is_file():
         raise DataError(f"{path}: not found; run the split stage first (dvc repro split)")
     return pd.read_parquet(path)
@@ -102,7 +102,7 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     meta = {"feature_names": enc.feature_names, "rows": {}, "unknown_categories": {}}
     shares = {}
     for name, frame in frames.items():
-        where = str(paths.split / f"{name}.parquet")
+        where = str(split_file(paths.split, name))
         audit = Audit(where)
         audit.add(frame, enc.categories, labels=False)  # the raw file's labels were checked in split
         shares[name] = f"{audit.unseen_share:.2%}"
@@ -115,11 +115,12 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     log.info("encode: share of rows with a category unseen in train (listed in meta.json): %s", shares)
     with atomic_dir(paths.features) as tmp:
         for name, frame in frames.items():
-            X = enc.transform(frame, what=str(paths.split / f"{name}.parquet"), report_unknown=False)
-            np.save(tmp / f"{name}.npy", X)
-            np.save(tmp / f"{name}_y.npy", frame[fields.IS_OUTLIER].to_numpy(dtype=np.int8))
+            X = enc.transform(frame, what=str(split_file(paths.split, name)), report_unknown=False)
+            X_file, y_file = feature_files(tmp, name)
+            np.save(X_file, X)
+            np.save(y_file, frame[fields.IS_OUTLIER].to_numpy(dtype=np.int8))
             meta["rows"][name] = int(X.shape[0])
-        write_json(tmp / "meta.json", meta)
+        write_json(features_meta(tmp), meta)
     enc.save(paths.encoder)
     log.info(
         "encode: %d features (%s, %s scaling%s) for %s",

@@ -14,7 +14,7 @@ from kddad.detector import Detector
 from kddad.errors import DataError
 from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_file, sha256sum, write_json
-from kddad.paths import Paths
+from kddad.paths import Paths, feature_files
 from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def load_features(name: str, paths: Paths = Paths()) -> tuple[np.ndarray, np.ndarray]:
     """(X, is_outlier) of one split as written by the encode stage."""
-    X_path, y_path = paths.features / f"{name}.npy", paths.features / f"{name}_y.npy"
+    X_path, y_path = feature_files(paths.features, name)
     if not X_path.is_file():
         raise DataError(f"{X_path}: not found; run the encode stage first (dvc repro encode)")
     return np.load(X_path), np.load(y_path)
@@ -83,7 +83,7 @@ def train(
         tracker.log_dataset(run_id, det.data, context="training")
         det.fit(X, X_val, logger=tracker.lightning_logger(run_id), callbacks=callbacks)
         det.save(paths.detector)
-        write_curve(paths.reports / "train_curve.csv", det.history)
+        write_curve(paths.train_curve, det.history)
         write_json(paths.run_record, {"mlflow_run_id": run_id, "tracking_uri": tracker.uri if run_id else None})
     last = det.history[-1] if det.history else {}
     log.info(
@@ -126,7 +126,7 @@ def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
     info = {
         **det.threshold_info,
         "threshold": value,
-        "on": f"data/features/{split}.npy",
+        "on": feature_files(paths.features, split)[0].relative_to(paths.data_root).as_posix(),
         "outliers_in_batch": int(y.sum()),
         "flagged": int(flagged.sum()),
         "flagged_outliers": int((flagged & (y == 1)).sum()),
