@@ -22,9 +22,10 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/dvc repro
 
-# ruff first (lint, then format), then every test, whole files on two workers (pytest-xdist).
+# ruff first (lint, then format), then every test on two workers (pytest-xdist), each file whole
+# (tests/conftest.py groups them, longest first: --no-loadscope-reorder keeps that order).
 test: setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
 test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow"

@@ -29,7 +29,9 @@ from _data import prepared
 
 from kddad.data.split import ATTACKS, THRESHOLD_ATTACKS
 from kddad.evaluation import category_metrics
+from kddad.evaluation.views import View, beside, scored
 from kddad.stages.data import load_split
+from kddad.stages.evaluate import split_view
 from kddad.stages.model import load_features, train
 
 CONFIGS = {
@@ -46,17 +48,13 @@ def views(det, paths) -> dict[str, dict]:
         ("threshold pool", "threshold", THRESHOLD_ATTACKS),
         ("held-out attacks", "test", ATTACKS),
     ):
-        X, y = load_features(normals, paths)
-        s_norm = det.score(X[y == 0])[0]
-        s_att = det.score(load_features(attacks, paths)[0])[0]
-        cats = load_split(attacks, paths)["category"].to_numpy()
-        out[name] = category_metrics(
-            np.r_[np.zeros(len(s_norm)), np.ones(len(s_att))],
-            np.r_[s_norm, s_att],
-            np.inf,
-            np.r_[np.full(len(s_norm), "normal"), cats],
-        )
+        v = beside(name, split_view(det, normals, paths), split_view(det, attacks, paths))
+        out[name] = _by_category(v, np.inf)
     return out
+
+
+def _by_category(v: View, threshold: float) -> dict:
+    return category_metrics(v.y, v.scores, threshold, v.category)
 
 
 THRESHOLDS = {
@@ -74,27 +72,23 @@ def operating_points(cfg, paths, seeds: list[int]) -> None:
     rows: dict[str, list[list[float]]] = {}
     X_val = load_features("val", paths)[0]
     X_thr, y_thr = load_features("threshold", paths)
-    X_pool = load_features(THRESHOLD_ATTACKS, paths)[0]
-    cats = load_split(THRESHOLD_ATTACKS, paths)["category"].to_numpy()
+    X_pool, y_pool = load_features(THRESHOLD_ATTACKS, paths)
+    thr_frame, pool_frame = load_split("threshold", paths), load_split(THRESHOLD_ATTACKS, paths)
     for seed in seeds:
         quiet = cfg.trainer.model_copy(update={"enable_progress_bar": False})
         det = train(cfg.model_copy(update={"seed": seed, "trainer": quiet}), paths)
         det.set_score(samples=cfg.score.samples, outlier_perc=cfg.score.outlier_perc)
-        s_val, s_thr, s_pool = (det.score(X)[0] for X in (X_val, X_thr, X_pool))
+        s_val = det.score(X_val)[0]
+        batch = scored("threshold", thr_frame, X_thr, y_thr, det)
+        pool = beside("threshold pool", batch, scored(THRESHOLD_ATTACKS, pool_frame, X_pool, y_pool, det))
         for name, (method, value) in THRESHOLDS.items():
             if method == "percentile":
-                cut = det.infer_threshold(X_thr, value, scores=s_thr)
+                cut = det.infer_threshold(X_thr, value, scores=batch.scores)
             else:
                 cut = det.infer_threshold_fpr(X_val, value, scores=s_val)
-            normal = s_thr[y_thr == 0]
-            m = category_metrics(
-                np.r_[np.zeros(len(normal)), np.ones(len(s_pool))],
-                np.r_[normal, s_pool],
-                cut,
-                np.r_[np.full(len(normal), "normal"), cats],
-            )
+            m = _by_category(pool, cut)
             rows.setdefault(name, []).append(
-                [(s_val > cut).mean(), f1_score(y_thr, s_thr > cut)]
+                [(s_val > cut).mean(), f1_score(y_thr, batch.scores > cut)]
                 + [m.get(c, {}).get("recall", np.nan) for c in COLUMNS]
             )
     print(f"{'threshold':<26}{'val FPR':>9}{'thr-batch F1':>13}" + "".join(f"{c + ' recall':>14}" for c in COLUMNS))

@@ -45,7 +45,7 @@ import sys, torch, pytorch_lightning, pydantic, hydra, typing_extensions
 print("python", sys.version.split()[0], "| torch", torch.__version__, "CUDA", torch.version.cuda,
       "| available", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 print("Lightning", pytorch_lightning.__version__, "| pydantic", pydantic.VERSION, "| hydra", hydra.__version__)
-import kddad.config, kddad.models.lightning, kddad.stages.chain, kddad.stages.model, kddad.evaluation
+import kddad.config, kddad.models.training, kddad.stages.chain, kddad.stages.model, kddad.evaluation
 print("kddad imports: ok; trainer.cuda_graph default:", kddad.config.TrainerConfig().cuda_graph)
 EOF'
     part graph_check 120 python3 bench/graph_check.py

@@ -4,8 +4,9 @@
 2. GraphedStep, graphed against eager (same fused, capturable Adam, same seed, a shorter last
    batch each epoch): per-epoch losses and final weights should agree to float rounding (a
    different noise seed, printed beside, shows the scale of a real difference).
-3. The Lightning module (kddad.models.lightning.fit) with cuda_graph true and false, and with
-   gradient clipping and 16-mixed precision (which must fall back to eager, saying why):
+3. The shared training loop (kddad.models.training.fit, through the model kinds' ``fit``) with
+   cuda_graph true and false, and with gradient clipping and 16-mixed precision (which must fall
+   back to eager, saying why), for the VAE and for Deep SVDD (a loss that is no reconstruction):
    histories side by side; early stopping's best weights loaded back.
 
 Synthetic data (no data files needed); prints PASS/FAIL lines; exit status 1 on any FAIL.
@@ -27,14 +28,22 @@ import warnings
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from kddad.config.schema import DeepSVDDConfig, EarlyStoppingConfig, NetworkConfig, ScoreConfig, TrainerConfig
+from kddad.models.autoencoder import reconstruction_loss
+from kddad.models.base import model_class
 from kddad.models.batches import TensorBatches
 from kddad.models.graphed import GraphedStep
-from kddad.models.lightning import fit, reconstruction_loss
-from kddad.models.networks import build_network
+from kddad.models.networks import DecoderHead, build_network
+from kddad.models.neural import NeuralModel
 
 ROWS, FEATURES, BATCH = 5000, 71, 128  # 39 full batches and one of 8 rows an epoch
 failures: list[str] = []
 DEVICE = "cuda"
+SCORE = ScoreConfig(name="likelihood", min_var=1e-3)
+KINDS = {  # the model kinds part 3 trains
+    "vae": NetworkConfig(name="vae", hidden=[64, 32], latent=8, lr=1e-3, batch_size=BATCH),
+    "deep_svdd": DeepSVDDConfig(name="deep_svdd", hidden=[64, 32], rep_dim=16, lr=1e-3, batch_size=BATCH),
+}
 
 
 def check(ok: bool, what: str) -> None:
@@ -45,18 +54,14 @@ def check(ok: bool, what: str) -> None:
 
 def net() -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_network(
-        "vae",
-        FEATURES,
-        gaussian=True,
-        min_var=1e-3,
-        hidden=[64, 32],
-        latent=8,
-        activation="relu",
-        output_activation="linear",
-        dropout=0.0,
-        batch_norm=False,
-    ).to(DEVICE)
+    return build_network(FEATURES, KINDS["vae"], DecoderHead.for_score(SCORE)).to(DEVICE)
+
+
+def model(kind: str, trainer: dict) -> NeuralModel:
+    """An unfitted model of ``kind`` training on DEVICE for at most 4 epochs, patience 2."""
+    cfg = KINDS[kind]
+    trainer_cfg = TrainerConfig(accelerator=DEVICE, devices=1, max_epochs=4, enable_progress_bar=False, **trainer)
+    return model_class(cfg)(cfg, SCORE, trainer_cfg, EarlyStoppingConfig(patience=2), seed=0)
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,23 +146,11 @@ class EpochWeights(Callback):
         self.states.append({k: v.detach().cpu().clone() for k, v in module.network.state_dict().items()})
 
 
-def fit_once(name: str, X: torch.Tensor, X_val: torch.Tensor, extra: dict) -> list[dict[str, float]]:
-    network, weights = net().cpu(), EpochWeights()
+def fit_once(name: str, kind: str, X: torch.Tensor, X_val: torch.Tensor, extra: dict) -> list[dict[str, float]]:
+    fitted, weights = model(kind, extra), EpochWeights()
     t0 = time.perf_counter()
-    h = fit(
-        network,
-        X,
-        X_val,
-        likelihood=True,
-        lr=1e-3,
-        batch_size=BATCH,
-        beta=1.0,
-        recon_std=0.01,
-        seed=0,
-        trainer_args={"accelerator": DEVICE, "devices": 1, "max_epochs": 4, "enable_progress_bar": False, **extra},
-        patience=2,
-        callbacks=[weights],
-    )
+    h = fitted.fit(X.numpy(), X_val.numpy(), callbacks=[weights])
+    network = fitted.network
     rows = [(round(r["train_loss"], 5), round(r["val_loss"], 5)) for r in h]
     print(f"      {name:<18} {time.perf_counter() - t0:5.1f} s  (train, val) per epoch: {rows}")
     finite = all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in h)
@@ -170,22 +163,25 @@ def fit_once(name: str, X: torch.Tensor, X_val: torch.Tensor, extra: dict) -> li
 
 def module() -> None:
     X, X_val = data()
-    runs = {  # name: (trainer arguments, validation rows' scale)
-        "eager": ({"cuda_graph": False}, 1.0),
-        "graphed": ({"cuda_graph": True}, 1.0),
-        "eager, clip 0.5": ({"cuda_graph": False, "gradient_clip_val": 0.5}, 1.0),
-        "graphed, clip 0.5": ({"cuda_graph": True, "gradient_clip_val": 0.5}, 1.0),
-        "16-mixed (eager)": ({"cuda_graph": True, "precision": "16-mixed"}, 1.0),
-        "graphed, val x0.2": ({"cuda_graph": True}, 0.2),  # val loss rises early: the best epoch is not the last
+    runs = {  # name: (model kind, trainer arguments, validation rows' scale)
+        "eager": ("vae", {"cuda_graph": False}, 1.0),
+        "graphed": ("vae", {"cuda_graph": True}, 1.0),
+        "eager, clip 0.5": ("vae", {"cuda_graph": False, "gradient_clip_val": 0.5}, 1.0),
+        "graphed, clip 0.5": ("vae", {"cuda_graph": True, "gradient_clip_val": 0.5}, 1.0),
+        "16-mixed (eager)": ("vae", {"cuda_graph": True, "precision": "16-mixed"}, 1.0),
+        "graphed, val x0.2": ("vae", {"cuda_graph": True}, 0.2),  # val loss rises early: the best epoch is not the last
+        "deep_svdd eager": ("deep_svdd", {"cuda_graph": False}, 1.0),
+        "deep_svdd graphed": ("deep_svdd", {"cuda_graph": True}, 1.0),
     }
     hist = {}
-    for name, (extra, val_scale) in runs.items():
+    for name, (kind, extra, val_scale) in runs.items():
         try:
-            hist[name] = fit_once(name, X, X_val * val_scale, extra)
+            hist[name] = fit_once(name, kind, X, X_val * val_scale, extra)
         except Exception as err:  # one run failing must not hide the others
             traceback.print_exc()
             check(False, f"Lightning {name}: {type(err).__name__}: {err}")
-    for a, b in (("eager", "graphed"), ("eager, clip 0.5", "graphed, clip 0.5")):
+    pairs = (("eager", "graphed"), ("eager, clip 0.5", "graphed, clip 0.5"), ("deep_svdd eager", "deep_svdd graphed"))
+    for a, b in pairs:
         if a not in hist or b not in hist:
             continue
         rel = max(abs(x["train_loss"] - y["train_loss"]) / abs(x["train_loss"]) for x, y in zip(hist[a], hist[b]))

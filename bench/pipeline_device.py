@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from _data import prepared
 
-import kddad.models.lightning  # noqa: F401  (imported before the timing: Lightning takes seconds to import)
+import kddad.models.training  # noqa: F401  (imported before the timing: Lightning takes seconds to import)
 from kddad.detector import read_threshold
 from kddad.evaluation import detection_metrics
 from kddad.paths import Paths
@@ -50,7 +50,7 @@ def run(overrides: list[str], save: Path | None = None) -> None:
         if save:
             shutil.rmtree(save, ignore_errors=True)
             shutil.copytree(paths.detector, save / "detector")
-            shutil.copy(paths.threshold, save / "threshold.json")
+            shutil.copy(paths.threshold, save / paths.threshold.name)
     epochs = len(det.history)
     print(f"  overrides: {' '.join(overrides)}")
     print(

@@ -33,7 +33,7 @@ from kddad.config import Config
 from kddad.models.autoencoder import Autoencoder
 from kddad.models.batches import TensorBatches
 from kddad.models.graphed import GraphedStep
-from kddad.models.lightning import ReconstructionModule, reconstruction_loss
+from kddad.models.training import TrainingModule
 from kddad.stages.model import load_features
 
 NETWORKS = {
@@ -42,14 +42,12 @@ NETWORKS = {
 }
 
 
-def network(cfg: Config, n: int) -> torch.nn.Module:
+def model(cfg: Config, n: int, device: torch.device) -> Autoencoder:
+    """The configured model with a fresh network (seed 0) on ``device``: its ``loss`` is the one trained."""
+    m = Autoencoder(cfg.model, cfg.score, cfg.trainer, cfg.early_stopping)
     torch.manual_seed(0)
-    return Autoencoder(cfg.model, cfg.score, cfg.trainer, cfg.early_stopping).build(n)
-
-
-def loss_fn(cfg: Config, net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    likelihood, m = cfg.score.name == "likelihood", cfg.model
-    return lambda x: reconstruction_loss(net, x, likelihood=likelihood, beta=m.beta, recon_std=m.recon_std)
+    m.network = m.build(n).to(device)
+    return m
 
 
 class Clock:
@@ -87,10 +85,11 @@ class EpochClock(Callback):
 
 def bare(cfg: Config, X: torch.Tensor, batch_size: int, epochs: int, graph: bool) -> float:
     """The loop without Lightning; graph: each full batch one CUDA graph replay (fused, capturable Adam)."""
-    net = network(cfg, X.shape[1]).to(X.device).train()
+    m = model(cfg, X.shape[1], X.device)
+    net = m.network.train()
     extra = {"fused": True, "capturable": True} if graph else {}
     opt = torch.optim.Adam(net.parameters(), lr=cfg.model.lr, **extra)
-    step = GraphedStep(loss_fn(cfg, net), net.parameters(), opt, graph=graph)
+    step = GraphedStep(m.loss, net.parameters(), opt, graph=graph)
     batches = TensorBatches(X, batch_size, shuffle=True)
     clock = Clock(X.device)
     for _ in range(epochs + 1):
@@ -104,15 +103,8 @@ def bare(cfg: Config, X: torch.Tensor, batch_size: int, epochs: int, graph: bool
 
 
 def lightning(cfg: Config, X: torch.Tensor, batch_size: int, epochs: int, graph: bool) -> float:
-    m = cfg.model
-    module = ReconstructionModule(
-        network(cfg, X.shape[1]),
-        likelihood=cfg.score.name == "likelihood",
-        lr=m.lr,
-        beta=m.beta,
-        recon_std=m.recon_std,
-        cuda_graph=graph,
-    )
+    m = model(cfg, X.shape[1], torch.device("cpu"))
+    module = TrainingModule(m.network, m.loss, lr=cfg.model.lr, cuda_graph=graph)
     clock = Clock(X.device)
     trainer = pl.Trainer(
         max_epochs=epochs + 1,

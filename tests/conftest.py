@@ -1,31 +1,49 @@
-"""Shared fixtures: the real data files (KDDAD_DATA_MIRROR, else ../shared/data) and configs."""
+"""Shared fixtures: the real data files (KDDAD_DATA_MIRROR, else ../shared/data), slices of them,
+configs and copies of the repo as a user's clone. Plain functions and constants: tests/helpers/."""
 
 from __future__ import annotations
 
-import gzip
 import os
-import re
-import shutil
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
+from helpers.config import use_local_file, use_preset
+from helpers.data import KDD10, NSL_TEST, SLICE_LINES, write_head
+from helpers.repo import ROOT, Repo, copy_repo
 
 from kddad import config
 from kddad.data.read import read_kdd
-
-ROOT = Path(__file__).resolve().parents[1]
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs one worker per core: each worker, and every process it starts, computes on one
     # thread (torch and BLAS would otherwise each take every core, and spin against each other)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
-KDD10 = "kddcup.data_10_percent.gz"
+
+#: Files whose tests share one finished pipeline (the `pipeline` fixture): one xdist worker runs them
+#: all, so the pipeline runs once; every other file is a group of its own (as with --dist loadfile)
+PIPELINE_GROUP = {"test_dvc.py", "test_score.py"}
+#: The longest groups, longest first: `make test` hands groups out in collection order
+#: (--no-loadscope-reorder), so the two workers start on the longest and end together
+LONGEST_FIRST = ("pipeline", "test_sweep", "test_entry_points", "test_faults", "test_tracking_faults")
+
+
+def _group(item: pytest.Item) -> str:
+    name = item.path.name
+    return "pipeline" if name in PIPELINE_GROUP else name.removesuffix(".py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each test its file's xdist group (``--dist loadgroup``), the pipeline's files one group,
+    and put the longest groups first."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
+    rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: file order otherwise
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,11 +61,11 @@ def _outside_the_repo(tmp_path_factory):
 def mirror() -> Path:
     """The folder holding the real data files; tests fail (not skip) without it."""
     path = Path(os.environ.get("KDDAD_DATA_MIRROR", ROOT.parent / "shared" / "data"))
-    for name in (KDD10, "KDDTest+.txt"):
+    for name in (KDD10, NSL_TEST):
         if not (path / name).is_file():
             pytest.fail(
                 f"real data not found: {path / name}; set KDDAD_DATA_MIRROR to the folder holding "
-                f"{KDD10} and NSL-KDD's KDDTest+.txt"
+                f"{KDD10} and NSL-KDD's {NSL_TEST}"
             )
     return path
 
@@ -58,76 +76,54 @@ def kdd(mirror: Path) -> pd.DataFrame:
     return read_kdd(mirror / KDD10)
 
 
+@pytest.fixture(scope="session")
+def kdd_slice(tmp_path_factory, mirror: Path) -> Path:
+    """The first lines of the real 10% file (:data:`helpers.data.SLICE_LINES`), gzipped under the
+    file's own name: the data of tests about the pipeline's mechanics rather than its results."""
+    return write_head(mirror / KDD10, tmp_path_factory.mktemp("slice") / KDD10, SLICE_LINES)
+
+
 @pytest.fixture
 def cfg() -> config.Config:
     """The committed default configuration."""
     return config.load(ROOT / "params.yaml")
 
 
-def with_keys(cfg: config.Config, **groups: Any) -> config.Config:
-    """``cfg`` with keys changed: a dict merges into its group, anything else replaces it."""
-    raw = cfg.model_dump()
-    for group, value in groups.items():
-        raw[group] = {**raw[group], **value} if isinstance(value, dict) and isinstance(raw[group], dict) else value
-    return config.validate(raw)
+def _new_repo(dst: Path, mirror: Path, data_file: Path | None = None, quick: bool = True) -> Repo:
+    """A fresh copy of the repo, on the quick preset (2 epochs, 2 latent samples: for `dvc exp run`
+    compositions too) unless not ``quick``, on ``data_file`` if given; edits committed, as a user does."""
+    repo = Repo(dst, copy_repo(dst, mirror))
+    if quick:
+        use_preset(dst, "debug", "quick")
+    if data_file is not None:
+        use_local_file(dst, data_file)
+    if quick or data_file is not None:
+        repo.commit("quick")
+    return repo
 
 
-def compose(*overrides: str, mirror: Path | None = None, **groups: Any) -> config.Config:
-    """The default composition of conf/ with the quick smoke-run preset (``debug=quick``: 2 epochs,
-    no progress bar, 2 latent samples) and Hydra ``overrides``, then ``groups`` as in
-    :func:`with_keys`; the data come from ``mirror``. The one way tests shorten a run."""
-    raw = yaml.safe_load(config.compose_yaml(ROOT / "conf", ["debug=quick", *overrides]))
-    if mirror is not None:
-        raw["download"]["mirror"] = str(mirror)
-    return with_keys(config.validate(raw), **groups)
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory, mirror: Path) -> Repo:
+    """A fresh copy of the repo with all its defaults, shared by a module's commands."""
+    return _new_repo(tmp_path_factory.mktemp("clone"), mirror, quick=False)
 
 
-def use_preset(repo: Path, group: str, preset: str) -> None:
-    """Make ``preset`` the default of ``group`` in a repo copy's conf/config.yaml (as a user would edit
-    it), so that `dvc exp run` compositions use it too; params.yaml is recomposed."""
-    conf = repo / "conf" / "config.yaml"
-    text, n = re.subn(rf"^(  - (?:optional )?{group}: )\S+", rf"\g<1>{preset}", conf.read_text(), flags=re.M)
-    assert n == 1, f"no default for {group} in {conf}"
-    conf.write_text(text)
-    (repo / "params.yaml").write_text(config.compose_yaml(repo / "conf"))
+@pytest.fixture
+def repo(tmp_path: Path, mirror: Path) -> Repo:
+    """A fresh clone-like copy of the repo, on the quick preset, nothing run yet."""
+    return _new_repo(tmp_path / "repo", mirror)
 
 
-def write_head(src: Path, dst: Path, lines: int) -> Path:
-    """Write the first ``lines`` lines of a real (gzipped) KDD file to ``dst``, gzipped if dst ends .gz."""
-    opener = gzip.open if dst.suffix == ".gz" else open
-    with gzip.open(src, "rt") as fin, opener(dst, "wt") as fout:
-        for _, line in zip(range(lines), fin):
-            fout.write(line)
-    return dst
+@pytest.fixture
+def sliced_repo(tmp_path: Path, mirror: Path, kdd_slice: Path) -> Repo:
+    """A fresh copy of the repo on the quick preset and a slice of the real file (``dataset=local``)."""
+    return _new_repo(tmp_path / "repo", mirror, kdd_slice)
 
 
-def copy_repo(dst: Path, mirror: Path) -> dict[str, str]:
-    """The working tree (tracked and untracked-not-ignored files) as a fresh git repo at ``dst``, as a
-    new user's clone; returns the environment a user's shell would have: the virtualenv's ``python``
-    and ``dvc`` first on PATH, the data mirror set, nothing else of ours."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for f in filter(None, files):
-        if (ROOT / f).is_file() and not f.startswith(("dvc.lock", "reports/")):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dst / f)
-    env = {k: v for k, v in os.environ.items() if k not in ("KDDAD_CACHE", "DVC_ROOT", "MLFLOW_TRACKING_URI")}
-    env.update(
-        {
-            "KDDAD_DATA_MIRROR": str(mirror),
-            "DVC_NO_ANALYTICS": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@t",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@t",
-        }
-    )
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=dst, env=env, check=True, capture_output=True)
-    return env
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, mirror: Path) -> Iterator[tuple[Repo, str]]:
+    """A fresh copy of the repo after the README's `dvc repro` (the quick preset, the real file),
+    and what that repro printed. Shared: tests only read it (or undo what they change)."""
+    repo = _new_repo(tmp_path_factory.mktemp("pipeline"), mirror)
+    proc = repo.dvc("repro")
+    yield repo, proc.stdout + proc.stderr

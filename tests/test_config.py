@@ -3,7 +3,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers.repo import ROOT
 from pydantic import BaseModel
 
 from kddad import config

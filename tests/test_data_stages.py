@@ -1,13 +1,15 @@
 """The data stages as library calls (no DVC): config in, files out."""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import KDD10, ROOT, with_keys
+from helpers.config import with_keys
+from helpers.data import KDD10, write_head
+from helpers.repo import ROOT
+from helpers.run import run
 
 from kddad import config
 from kddad.data import fields
@@ -67,7 +69,6 @@ def test_all41_encodes_categoricals(cfg, mirror, tmp_path):
 
 
 def test_local_dataset_from_a_slice_of_the_real_file(cfg, mirror, tmp_path):
-    from conftest import write_head
 
     src = write_head(mirror / KDD10, tmp_path / "capture.txt", 60000)
     paths = Paths(tmp_path / "proj")
@@ -84,7 +85,6 @@ def test_local_dataset_from_a_slice_of_the_real_file(cfg, mirror, tmp_path):
 
 def test_data_stages_do_not_import_torch_or_lightning(cfg, mirror, tmp_path):
     """Run all three data stages (on a slice of the real file) and look at what got imported."""
-    from conftest import write_head
 
     src = write_head(mirror / KDD10, tmp_path / "capture.txt", 30000)
     code = (
@@ -99,13 +99,7 @@ def test_data_stages_do_not_import_torch_or_lightning(cfg, mirror, tmp_path):
         "bad = [m for m in ('torch', 'lightning', 'pytorch_lightning', 'mlflow') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(ROOT / "params.yaml"), str(src), str(tmp_path / "p")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    run([sys.executable, "-c", code, ROOT / "params.yaml", src, tmp_path / "p"], ROOT)
     assert (tmp_path / "p" / "data" / "features" / "train.npy").is_file()
 
 

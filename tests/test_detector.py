@@ -7,11 +7,12 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from kddad.config import NetworkConfig
 from kddad.data import fields
 from kddad.detector import Detector, DetectorError
 from kddad.features.encoder import FeatureEncoder
-from kddad.models.lightning import reconstruction_loss
-from kddad.models.networks import AutoEncoder
+from kddad.models.autoencoder import reconstruction_loss
+from kddad.models.networks import AENetwork, DecoderHead
 from kddad.models.scores import likelihood_scores, mse_scores, top_mean
 
 QUICK = {"max_epochs": 3, "enable_progress_bar": False, "accelerator": "cpu"}
@@ -88,7 +89,7 @@ def test_likelihood_score_equals_a_hand_computation():
 
 
 def test_likelihood_score_of_a_network_with_known_weights():
-    net = AutoEncoder(3, [4], 2, gaussian=True, min_var=0.01)
+    net = AENetwork(3, NetworkConfig(name="ae", hidden=[4], latent=2), DecoderHead(gaussian=True, min_var=0.01))
     with torch.no_grad():
         for p in net.parameters():
             p.zero_()
@@ -232,7 +233,7 @@ def test_explain_names_raw_features_with_shares(kdd, tmp_path):
     assert (shares >= 0).all() and (np.diff(shares, axis=1) <= 1e-7).all() and (shares.sum(1) <= 1 + 1e-5).all()
     # the share of one raw feature: its one-hot block summed, above the normal rows' median
     feat = det.score(rows)[1]
-    excess = np.add.reduceat(feat - det.feature_reference, [g[1] for g in enc.groups], axis=1)
+    excess = np.add.reduceat(feat - det.feature_reference, [g.columns.start for g in enc.groups], axis=1)
     positive = np.clip(excess, 0, None)
     top = np.argmax(excess[0])
     assert why["share_1"][0] == pytest.approx(positive[0, top] / positive[0].sum(), rel=1e-5)

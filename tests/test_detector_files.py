@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import KDD10, write_head
+from helpers.data import KDD10, write_head
 
-from kddad import cli
+from kddad import __version__, cli
 from kddad.data import fields
 from kddad.data.read import read_kdd
 from kddad.detector import Detector, DetectorError
@@ -68,6 +68,53 @@ def test_a_saved_detector_loads_and_saves_the_same_description(saved, tmp_path):
     assert (tmp_path / "again" / "encoder" / "encoder.json").read_text() == (
         saved / "encoder" / "encoder.json"
     ).read_text()
+
+
+def test_a_loaded_detector_describes_itself(saved):
+    det = Detector.load(saved)
+    about = det.describe()
+    assert json.loads(json.dumps(about)) == about  # plain JSON values
+    assert about["model"] == {"name": "pca", "n_components": 3, "whiten": False}
+    assert about["architecture"] == "pca k3" and about["score"]["name"] == "mse"
+    assert about["n_features"] == 25 and about["seed"] == 0 and about["kddad_version"] == __version__
+    assert about["features"] == {
+        "numeric": NUMERIC,
+        "categorical": list(fields.CATEGORICAL),
+        "scaling": "standard",
+        "log1p": [c for c in NUMERIC if c in fields.log1p_columns(True)],  # the columns, as saved
+        "encoded": 25,
+    }
+    assert about["training_data"] == DATA and about["epochs"] == len(det.history) > 0
+    assert about["threshold"] == det.threshold and about["threshold_info"] == {
+        "method": "percentile",
+        "perc_outlier": 5,
+        "rows": 3000,
+    }
+    assert Detector({"name": "pca"}).describe()["threshold_info"] is None  # unfitted: nothing recorded yet
+
+
+def test_info_shows_the_description_then_the_metrics_beside_it(saved, tmp_path):
+    folder = _copy(saved, tmp_path / "models" / "detector")
+    info = cli.describe(folder)
+    assert list(info) == [
+        "detector",
+        "model",
+        "score",
+        "features",
+        "training_data",
+        "epochs",
+        "kddad_version",
+        "threshold",
+    ]
+    assert info["detector"] == str(folder) and info == {
+        "detector": str(folder),
+        **{k: v for k, v in Detector.load(folder).describe().items() if k in info},
+    }
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps({"f1": 0.5, "recall": 0.25, "rows": 7}))
+    info = cli.describe(folder)
+    assert info["metrics"] == {"f1": 0.5, "recall": 0.25}
+    assert info["metrics_from"] == str(tmp_path / "reports" / "metrics.json")
 
 
 DET, ENC = "detector.json", "encoder/encoder.json"

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers.repo import ROOT
 
 from kddad.config.reference import markdown
 

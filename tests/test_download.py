@@ -3,7 +3,7 @@ import http.server
 import threading
 
 import pytest
-from conftest import KDD10
+from helpers.data import KDD10
 
 from kddad.data.download import MIRROR_ENV, fetch, sha256sum
 from kddad.errors import DownloadError

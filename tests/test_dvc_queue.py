@@ -1,35 +1,24 @@
-"""`dvc exp run --queue` in a fresh copy of the repo: queued experiments land in the one MLflow store."""
+"""`dvc exp run --queue` in a fresh copy of the repo (the quick preset, a slice of the real file):
+queued experiments land in the one MLflow store."""
 
 import json
-import sys
 import time
 
 import pytest
-from conftest import copy_repo, use_preset
 from mlflow.tracking import MlflowClient
-from test_dvc import _run
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, mirror):
-    dst = tmp_path_factory.mktemp("repo")
-    env = copy_repo(dst, mirror)
-    use_preset(dst, "debug", "quick")
-    _run(["git", "commit", "-qam", "quick"], dst, env)
-    return dst, env
-
-
-def test_queued_experiments_land_in_the_same_mlflow_store(repo):
+def test_queued_experiments_land_in_the_same_mlflow_store(sliced_repo):
     """`dvc exp run --queue` runs each experiment in a temporary copy; DVC_ROOT leads it home."""
-    path, env = repo
-    dvc = [sys.executable, "-m", "dvc"]
-    _run([*dvc, "exp", "run", "--queue", "-S", "model=ae,alibi_vae", "-S", "early_stopping.patience=1"], path, env)
-    _run([*dvc, "queue", "start"], path, env)
+    repo = sliced_repo
+    path = repo.path
+    repo.dvc("exp", "run", "--queue", "-S", "model=ae,alibi_vae", "-S", "early_stopping.patience=1")
+    repo.dvc("queue", "start")
     deadline = time.time() + 480
     while time.time() < deadline:
-        status = _run([*dvc, "queue", "status"], path, env, stdout_only=True)
+        status = repo.dvc("queue", "status").stdout
         if "Queued" not in status and "Running" not in status:
             break
         time.sleep(2)
@@ -42,7 +31,7 @@ def test_queued_experiments_land_in_the_same_mlflow_store(repo):
     assert all(r.data.tags.get("dvc_experiment") for r in new)
     assert all(r.info.artifact_uri.startswith((path / "mlartifacts").resolve().as_uri()) for r in new)
     # `dvc exp show` lists both, each with the F1 its MLflow run holds
-    shown = json.loads(_run([*dvc, "exp", "show", "--json"], path, env, stdout_only=True))
+    shown = json.loads(repo.dvc("exp", "show", "--json").stdout)
     rows = {
         run.get("name") or e.get("name"): run
         for rev in shown

@@ -121,3 +121,25 @@ def test_negative_count_under_log1p_is_reported(parts):
     bad.iloc[4, bad.columns.get_loc("src_bytes")] = -5
     with pytest.raises(DataError, match=r"row 4, feature 'src_bytes'"):
         enc.transform(bad)
+
+
+def test_groups_name_the_raw_feature_behind_each_encoded_column(parts):
+    train, _ = parts
+    enc = FeatureEncoder(["src_bytes", "count"], ["protocol_type", "flag"]).fit(train)
+    groups = enc.groups
+    assert [g.feature for g in groups] == ["src_bytes", "count", "protocol_type", "flag"]
+    assert [g.categorical for g in groups] == [False, False, True, True]
+    # contiguous, in order, covering every encoded column once
+    assert groups[0].columns.start == 0 and groups[-1].columns.stop == len(enc.feature_names)
+    assert all(a.columns.stop == b.columns.start for a, b in zip(groups, groups[1:]))
+    for g in groups:
+        names = enc.feature_names[g.columns]
+        want = [f"{g.feature}_{c}" for c in enc.categories[g.feature]] if g.categorical else [g.feature]
+        assert names == want
+    assert enc.summary() == {
+        "numeric": ["src_bytes", "count"],
+        "categorical": ["protocol_type", "flag"],
+        "scaling": "standard",
+        "log1p": False,
+        "encoded": len(enc.feature_names),
+    }

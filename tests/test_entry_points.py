@@ -3,10 +3,9 @@
 the repository's one mlflow.db. (`dvc repro` as written: tests/test_dvc.py.)"""
 
 import shlex
-import subprocess
 
 import pytest
-from conftest import ROOT, copy_repo
+from helpers.repo import ROOT, Repo
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -19,29 +18,13 @@ JOBLIB = (
 SUMMARY = {"summary/summary.md", "summary/summary.csv", "summary/jobs.csv", "summary/summary.png"}
 
 
-def test_the_readme_shows_these_commands():
-    readme = (ROOT / "README.md").read_text()
-    for command in (SINGLE, SWEEP, JOBLIB):
-        assert command in readme, command
+@pytest.mark.parametrize("command", [SINGLE, SWEEP, JOBLIB])
+def test_the_readme_shows_these_commands(command):
+    assert command in (ROOT / "README.md").read_text()
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, mirror):
-    path = tmp_path_factory.mktemp("clone")
-    return path, copy_repo(path, mirror)
-
-
-def _run(repo, command: str, *extra: str) -> subprocess.CompletedProcess:
-    path, env = repo
-    proc = subprocess.run(
-        [*shlex.split(command), *extra], cwd=path, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc
-
-
-def _store(repo) -> MlflowClient:
-    path, _ = repo
+def _store(repo: Repo) -> MlflowClient:
+    path = repo.path
     assert list(path.rglob("mlflow.db")) == [path / "mlflow.db"], "runs went to more than one store"
     return MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
 
@@ -65,25 +48,24 @@ def _check_sweep(client: MlflowClient, sweep_dir):
     assert client.get_run(parent.info.run_id).data.metrics["configurations"] == 2
 
 
-def test_single_run(repo):
-    path, _ = repo
-    _run(repo, SINGLE)
+def test_single_run(clone):
+    path = clone.path
+    clone.run(SINGLE, timeout=900)
     [out] = list((path / "outputs" / "runs").iterdir())
     assert (out / "models" / "detector" / "detector.json").is_file() and (out / "reports" / "metrics.json").is_file()
-    client = _store(repo)
+    client = _store(clone)
     [run] = client.search_runs([client.get_experiment_by_name("kddad").experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["model.name"] == "ae" and "f1" in run.data.metrics
     assert run.info.artifact_uri.startswith((path / "mlartifacts").as_uri())
 
 
-def test_sweep_with_the_basic_launcher(repo):
-    path, _ = repo
-    _run(repo, SWEEP)
-    [sweep_dir] = list((path / "outputs" / "sweeps").iterdir())
-    _check_sweep(_store(repo), sweep_dir)
+def test_sweep_with_the_basic_launcher(clone):
+    clone.run(SWEEP, timeout=900)
+    [sweep_dir] = list((clone.path / "outputs" / "sweeps").iterdir())
+    _check_sweep(_store(clone), sweep_dir)
 
 
-def test_sweep_with_joblib_into_an_absolute_sweep_folder(repo, tmp_path):
-    _run(repo, JOBLIB, f"hydra.sweep.dir={tmp_path / 'sweep'}")
-    _check_sweep(_store(repo), tmp_path / "sweep")
+def test_sweep_with_joblib_into_an_absolute_sweep_folder(clone, tmp_path):
+    clone.run([*shlex.split(JOBLIB), f"hydra.sweep.dir={tmp_path / 'sweep'}"], timeout=900)
+    _check_sweep(_store(clone), tmp_path / "sweep")
     assert not list(tmp_path.rglob("mlflow.db"))

@@ -1,75 +1,35 @@
 """Faults and bad input at the stage drivers, run as users run them: one clear line, exit code 2,
-nothing half-written. The project is a real one (default split, PCA baseline: quick to train)."""
+nothing half-written. The project is a real one (default split of a slice of the real file, PCA baseline:
+quick to train)."""
 
 import gzip
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import KDD10, ROOT, compose, with_keys
+from helpers.data import KDD10
+from helpers.net import free_port
+from helpers.project import ENV, data_project, stage, write_params
+from helpers.repo import ROOT
+from helpers.run import one_clear_line, run
 from mlflow.tracking import MlflowClient
 
-from kddad import config
-from kddad.paths import Paths
-from kddad.stages.data import download, encode, split
-
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-ENV.pop("DVC_ROOT", None)
-
-
-def _params(project: Path, *overrides: str) -> config.Config:
-    """params.yaml for ``project``: the quick default composition with the PCA baseline."""
-    cfg = compose("model=pca", *overrides)
-    (project / "params.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
-    return cfg
-
-
-def _stage(project: Path, name: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    """``python pipelines/<name>.py`` run in ``project``, as DVC runs it."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "pipelines" / f"{name}.py")],
-        cwd=project,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kw,
-    )
-
-
-def _one_clear_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    """Exit code 2 and a single ERROR line that says each of ``needles``; no traceback."""
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-4000:]
-    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
-    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-4000:]
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
-
-
-def data_project(root: Path, mirror: Path) -> Path:
-    """A project at ``root`` whose data stages ran in-process (data/, the encoder), nothing after them."""
-    cfg = with_keys(_params(root), download={"mirror": str(mirror)})
-    for stage in (download, split, encode):
-        stage(cfg, Paths(root))
-    return root
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, mirror):
-    """The data stages in-process, then `train` and `threshold` through their drivers."""
-    root = data_project(tmp_path_factory.mktemp("project"), mirror)
+def project(tmp_path_factory, kdd_slice):
+    """The data stages in-process on a slice of the real file, then `train` and `threshold` through
+    their drivers."""
+    root = data_project(tmp_path_factory.mktemp("project"), kdd_slice)
     for name in ("train", "threshold"):
-        proc = _stage(root, name)
+        proc = stage(root, name)
         assert proc.returncode == 0, proc.stderr[-3000:]
     return root
 
@@ -87,8 +47,8 @@ def test_a_threshold_that_is_not_a_finite_number_is_refused(project, value, show
         path.write_text(good.replace(f'"threshold": {json.dumps(info["threshold"])}', f'"threshold": {value}'))
         assert json.loads(path.read_text())["threshold"] != info["threshold"]
         if driver:
-            proc = _stage(project, "evaluate")
-            _one_clear_line(proc, "models/threshold.json", "'threshold'", "expected a finite number", shown)
+            proc = stage(project, "evaluate")
+            one_clear_line(proc, "models/threshold.json", "'threshold'", "expected a finite number", shown)
             assert not (project / "reports" / "metrics.json").exists()
         from kddad import Detector
         from kddad.detector import DetectorError
@@ -100,39 +60,35 @@ def test_a_threshold_that_is_not_a_finite_number_is_refused(project, value, show
 
 
 def test_an_unreachable_tracking_server_fails_in_seconds_before_any_work(project):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    uri = f"http://127.0.0.1:{port}"
-    _params(project, f"tracking.uri={uri}")
+    uri = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
+    write_params(project, f"tracking.uri={uri}")
     before = (project / "models" / "detector" / "detector.json").stat().st_mtime_ns
     try:
         start = time.monotonic()
-        proc = _stage(project, "train", timeout=120)
+        proc = stage(project, "train", timeout=120)
         assert time.monotonic() - start < 30
-        _one_clear_line(proc, uri, "no MLflow server answers", "tracking.enabled=false")
+        one_clear_line(proc, uri, "no MLflow server answers", "tracking.enabled=false")
         assert (project / "models" / "detector" / "detector.json").stat().st_mtime_ns == before  # no work done
         # the experiment entrypoint, single run and sweep, fail the same way before preparing any data
         for sweep in ([], ["-m"]):
-            proc = subprocess.run(
+            proc = run(
                 [
                     sys.executable,
-                    str(ROOT / "pipelines" / "experiment.py"),
+                    ROOT / "pipelines" / "experiment.py",
                     *sweep,
                     f"tracking.uri={uri}",
                     f"hydra.run.dir={project / 'out'}",
                     f"hydra.sweep.dir={project / 'sweep'}",
                 ],
-                cwd=project,
-                env={**ENV, "KDDAD_CACHE": str(project / "cache")},
-                capture_output=True,
-                text=True,
+                project,
+                {**ENV, "KDDAD_CACHE": str(project / "cache")},
+                code=None,
                 timeout=120,
             )
             assert proc.returncode == 2 and uri in proc.stdout + proc.stderr, proc.stderr[-3000:]
             assert "Traceback" not in proc.stderr and not (project / "cache").exists()
     finally:
-        _params(project)
+        write_params(project)
 
 
 def _raw_file(project: Path, lines: list[bytes]) -> None:
@@ -153,10 +109,10 @@ def test_bad_raw_files_end_in_one_line_naming_the_file(project, mirror, case):
             fields[2] = "privé".encode("latin-1")
             lines[41] = b",".join(fields)
             _raw_file(project, lines)
-            _one_clear_line(_stage(project, "split"), KDD10, "line 42", "column 'service'", "not UTF-8")
+            one_clear_line(stage(project, "split"), KDD10, "line 42", "column 'service'", "not UTF-8")
         else:
             _raw_file(project, [])
-            _one_clear_line(_stage(project, "split"), KDD10, "the file is empty")
+            one_clear_line(stage(project, "split"), KDD10, "the file is empty")
         assert sorted(p.name for p in (project / "data" / "split").iterdir()) == split_before
         assert not [p for p in (project / "data").iterdir() if p.name.startswith(".")]  # no temporary left
     finally:
@@ -170,7 +126,7 @@ def _running_runs(db: Path) -> list:
 
 
 def test_a_run_left_running_by_a_killed_stage_is_closed_by_the_next_execution(project):
-    _params(project, "model=vae", "trainer.max_epochs=30")  # long enough to be killed mid-way
+    write_params(project, "model=vae", "trainer.max_epochs=30")  # long enough to be killed mid-way
     db = project / "mlflow.db"
     try:
         proc = subprocess.Popen(
@@ -189,8 +145,8 @@ def test_a_run_left_running_by_a_killed_stage_is_closed_by_the_next_execution(pr
         proc.wait(timeout=30)
         assert MlflowClient(f"sqlite:///{db}").get_run(orphan.info.run_id).info.status == "RUNNING"
     finally:
-        _params(project)
-    assert _stage(project, "threshold").returncode == 0  # the next execution of any tracked stage
+        write_params(project)
+    assert stage(project, "threshold").returncode == 0  # the next execution of any tracked stage
     run = MlflowClient(f"sqlite:///{db}").get_run(orphan.info.run_id)
     assert run.info.status == "KILLED" and "ended without closing it" in run.data.tags["kddad.closed"]
     assert not _running_runs(db)
@@ -208,29 +164,22 @@ AS_ORDINARY_USER = [
 @pytest.mark.parametrize("case", ["a file where the folder goes", "a read-only folder"])
 def test_a_stage_that_cannot_write_its_output_says_where(project, tmp_path, case):
     copy = Path(shutil.copytree(project, tmp_path / "ro", ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts")))
-    _params(copy, "tracking.enabled=false")
+    write_params(copy, "tracking.enabled=false")
     prefix: list[str] = []
     if case == "a file where the folder goes":
         shutil.rmtree(copy / "reports", ignore_errors=True)
         (copy / "reports").write_text("not a folder\n")
-        stage, needle = "evaluate", "reports"
+        name, needle = "evaluate", "reports"
     else:
-        stage, needle = "threshold", "models/threshold.json"
+        name, needle = "threshold", "models/threshold.json"
         os.chmod(copy / "models", 0o555)
         if os.geteuid() == 0:
             if not shutil.which("setpriv"):
                 pytest.skip("running as root without setpriv (util-linux) to drop the file-mode override")
             prefix = AS_ORDINARY_USER
     before = sorted(str(p.relative_to(copy)) for p in copy.rglob("*"))
-    proc = subprocess.run(
-        [*prefix, sys.executable, str(ROOT / "pipelines" / f"{stage}.py")],
-        cwd=copy,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    _one_clear_line(proc, needle, "cannot write this output")
+    proc = run([*prefix, sys.executable, ROOT / "pipelines" / f"{name}.py"], copy, ENV, code=None, timeout=300)
+    one_clear_line(proc, needle, "cannot write this output")
     assert sorted(str(p.relative_to(copy)) for p in copy.rglob("*")) == before  # nothing half-written
 
 
@@ -248,8 +197,7 @@ def _file_size_limit(nbytes: int):
 
 def _kddad(*args: str, **kw) -> subprocess.CompletedProcess:
     """The `kddad` console script, as a user types it."""
-    cmd = [str(Path(sys.executable).with_name("kddad")), *args]
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, **kw)
+    return run([Path(sys.executable).with_name("kddad"), *args], env=ENV, code=None, timeout=300, **kw)
 
 
 def _temporaries(folder: Path) -> list[Path]:
@@ -271,10 +219,10 @@ def test_a_full_disk_during_kddad_score_is_one_line_and_leaves_nothing(project, 
 
 def test_a_full_disk_during_evaluate_is_one_line_and_leaves_nothing_partial(project, tmp_path):
     copy = Path(shutil.copytree(project, tmp_path / "full", ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts")))
-    _params(copy, "tracking.enabled=false")
+    write_params(copy, "tracking.enabled=false")
     shutil.rmtree(copy / "reports", ignore_errors=True)
-    proc = _stage(copy, "evaluate", preexec_fn=_file_size_limit(16 << 10))
-    _one_clear_line(proc, "reports", "cannot write this output (File too large)")
+    proc = stage(copy, "evaluate", preexec_fn=_file_size_limit(16 << 10))
+    one_clear_line(proc, "reports", "cannot write this output (File too large)")
     assert not _temporaries(copy)
     for path in (copy / "reports").rglob("*"):  # what was written before the disk filled is whole
         if path.suffix == ".json":

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import KDD10, compose
+from helpers.config import compose
+from helpers.data import KDD10
 
 from kddad.cli import main
 from kddad.data import fields

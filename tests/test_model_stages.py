@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import compose, with_keys
+from helpers.config import compose, with_keys
+from helpers.run import run
 
 from kddad import Detector
 from kddad.paths import Paths
@@ -67,7 +68,6 @@ def test_ae_mse_through_the_stages(prepared):
 
 def test_scoring_a_trained_network_does_not_import_lightning(prepared):
     """Threshold and evaluate only score: Lightning (seconds to import) is for training."""
-    import subprocess
     import sys
 
     _, paths = prepared
@@ -77,5 +77,5 @@ def test_scoring_a_trained_network_does_not_import_lightning(prepared):
         f"X = np.load({str(paths.features / 'test.npy')!r})[:100]; det.score(X); "
         "print('pytorch_lightning' in sys.modules, 'lightning' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = run([sys.executable, "-c", code]).stdout
     assert out.split() == ["False", "False"]

@@ -2,7 +2,7 @@ import gzip
 import re
 
 import pytest
-from conftest import KDD10, write_head
+from helpers.data import KDD10, write_head
 
 from kddad.data import fields
 from kddad.data.read import read_kdd, records_sha256

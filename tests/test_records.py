@@ -6,7 +6,7 @@ import gzip
 
 import pandas as pd
 import pytest
-from conftest import KDD10
+from helpers.data import KDD10
 
 from kddad.data import fields
 from kddad.data.read import read_kdd

@@ -1,14 +1,12 @@
-"""`kddad score` / `kddad info` and the served MLflow model, on a detector trained by a real `dvc repro`
-(2 epochs) in a fresh copy of the repo, as a user runs them after `make run`."""
+"""`kddad score` / `kddad info` and the served MLflow model, on a detector trained by the README's
+`dvc repro` (the quick preset: 2 epochs) in a fresh copy of the repo (the `pipeline` fixture), as a
+user runs them after `make run`."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import shlex
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import KDD10, ROOT, copy_repo, use_preset, write_head
+from helpers.data import KDD10, write_head
+from helpers.net import free_port
+from helpers.repo import ROOT
+from helpers.scores import assert_same_scores, expected_scores
 from mlflow import MlflowClient
 
 from kddad.cli import main
@@ -30,26 +31,10 @@ SCORE = "kddad score --model models/detector --input data/raw/kddcup.data_10_per
 INFO = "kddad info --model models/detector"
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-5000:]}"
-    return proc
-
-
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, mirror):
-    """A fresh copy of the repo after `dvc repro` (the quick preset: 2 epochs, 2 latent samples)."""
-    dst = tmp_path_factory.mktemp("repo")
-    env = copy_repo(dst, mirror)
-    use_preset(dst, "debug", "quick")
-    _run([sys.executable, "-m", "dvc", "repro"], dst, env)
-    return dst, env
-
-
-@pytest.fixture(scope="module")
-def detector(repo) -> Detector:
-    path, _ = repo
-    return Detector.load(path / "models" / "detector", threshold=path / "models" / "threshold.json")
+def detector(pipeline) -> Detector:
+    repo, _ = pipeline
+    return Detector.load(repo.path / "models" / "detector", threshold=repo.path / "models" / "threshold.json")
 
 
 def test_the_readme_shows_these_commands():
@@ -57,24 +42,10 @@ def test_the_readme_shows_these_commands():
     assert SCORE in readme and INFO in readme
 
 
-def _expected(det: Detector, df: pd.DataFrame, k: int = 3) -> pd.DataFrame:
-    pred = det.predict(df)
-    out = pd.DataFrame({"instance_score": pred.instance_score, "is_outlier": pred.is_outlier})
-    return pd.concat([out, det.explain(df, k, prediction=pred).reset_index(drop=True)], axis=1)
-
-
-def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
-    assert list(got["row"]) == list(range(len(want)))
-    np.testing.assert_allclose(got["instance_score"], want["instance_score"], rtol=1e-5)
-    assert (got["is_outlier"].to_numpy() == want["is_outlier"].to_numpy()).all()
-    for i in (1, 2, 3):
-        assert (got[f"feature_{i}"].to_numpy() == want[f"feature_{i}"].to_numpy()).all()
-        np.testing.assert_allclose(got[f"share_{i}"], want[f"share_{i}"], rtol=1e-4, atol=1e-6)
-
-
-def test_readme_command_scores_the_raw_file_row_for_row(repo, detector, mirror):
-    path, env = repo
-    proc = _run(shlex.split(SCORE), path, env)
+def test_readme_command_scores_the_raw_file_row_for_row(pipeline, detector, mirror):
+    repo, _ = pipeline
+    path = repo.path
+    proc = repo.run(SCORE)
     summary = proc.stdout.strip().splitlines()[-1]
     got = pd.read_csv(path / "scores.csv")
     assert list(got.columns) == [
@@ -98,12 +69,12 @@ def test_readme_command_scores_the_raw_file_row_for_row(repo, detector, mirror):
     assert (shares >= 0).all() and (shares.sum(1) <= 1 + 1e-4).all()
     assert (np.diff(shares, axis=1) <= 1e-6).all()  # ranked
     # a 5,000-row slice of the same file, scored by the library: the same rows
-    _same(got.head(5000).reset_index(drop=True), _expected(detector, raw.head(5000)))
+    assert_same_scores(got.head(5000).reset_index(drop=True), expected_scores(detector, raw.head(5000)))
 
 
 @pytest.mark.parametrize("variant", ["kdd_slice", "nslkdd", "header_no_label", "parquet"])
-def test_score_equals_detector_predict(repo, detector, mirror, tmp_path, variant):
-    path, _ = repo
+def test_score_equals_detector_predict(pipeline, detector, mirror, tmp_path, variant):
+    path = pipeline[0].path
     test = read_kdd(mirror / "KDDTest+.txt")
     records = pd.read_csv(mirror / "KDDTest+.txt", header=None)
     if variant == "kdd_slice":  # 5,000 rows of the raw KDD Cup 99 file, gzipped as distributed
@@ -137,12 +108,13 @@ def test_score_equals_detector_predict(repo, detector, mirror, tmp_path, variant
         ]
     )
     got = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
-    _same(got, _expected(detector, test))
+    assert_same_scores(got, expected_scores(detector, test))
 
 
-def test_info_names_model_data_threshold_and_metrics(repo, mirror):
-    path, env = repo
-    proc = _run([*shlex.split(INFO), "--json"], path, env)
+def test_info_names_model_data_threshold_and_metrics(pipeline):
+    repo, _ = pipeline
+    path = repo.path
+    proc = repo.run(f"{INFO} --json")
     info = json.loads(proc.stdout)
     assert info["model"]["name"] == "vae" and info["score"]["name"] == "likelihood"
     assert info["training_data"]["sha256"] == "8045aca0d84e70e622d1148d7df782496f6333bf6eb979a1b0837c42a9fd9561"
@@ -150,25 +122,20 @@ def test_info_names_model_data_threshold_and_metrics(repo, mirror):
     assert info["threshold"] == pytest.approx(thr)
     metrics = json.loads((path / "reports/metrics.json").read_text())
     assert info["metrics"]["f1"] == pytest.approx(metrics["f1"])
-    assert "threshold" in _run(shlex.split(INFO), path, env).stdout
+    assert "threshold" in repo.run(INFO).stdout
 
 
-def test_the_evaluate_stage_explains_its_top_alerts(repo):
-    path, _ = repo
+def test_the_evaluate_stage_explains_its_top_alerts(pipeline):
+    path = pipeline[0].path
     alerts = pd.read_csv(path / "reports/alerts.csv")
     assert 0 < len(alerts) <= 20
     assert alerts["instance_score"].is_monotonic_decreasing
     assert {"label", "category", "feature_1", "share_1"} <= set(alerts.columns)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_mlflow_run_has_model_dataset_and_serves_the_same_scores(repo, mirror, tmp_path):
-    path, env = repo
+def test_mlflow_run_has_model_dataset_and_serves_the_same_scores(pipeline, mirror, tmp_path):
+    repo, _ = pipeline
+    path, env = repo.path, repo.env
     client = MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("kddad")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
@@ -188,7 +155,7 @@ def test_mlflow_run_has_model_dataset_and_serves_the_same_scores(repo, mirror, t
     main(["score", "--model", str(path / "models/detector"), "--input", str(src), "--output", str(tmp_path / "s.csv")])
     want = pd.read_csv(tmp_path / "s.csv")
 
-    port = _free_port()
+    port = free_port()
     serve_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{path / 'mlflow.db'}"}
     cmd = ["mlflow", "models", "serve", "-m", f"runs:/{run.info.run_id}/detector", "--env-manager", "local"]
     server = subprocess.Popen(
@@ -239,16 +206,16 @@ def _lines(mirror: Path, n: int) -> list[str]:
         ("header_only", "holds no records"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_no_output(repo, mirror, tmp_path, caplog, case, expected):
-    path, _ = repo
+def test_bad_input_is_one_line_exit_2_and_no_output(pipeline, mirror, tmp_path, caplog, case, expected):
+    path = pipeline[0].path
     lines = _lines(mirror, 2000)
     src = tmp_path / ("in.gz" if case == "truncated" else "in.csv")
     if case == "columns":
         lines[2] = lines[2].split(",", 1)[1]
     elif case == "text":
-        fields = lines[1].split(",")
-        fields[4] = "abc"
-        lines[1] = ",".join(fields)
+        values = lines[1].split(",")
+        values[4] = "abc"
+        lines[1] = ",".join(values)
     if case == "truncated":
         blob = gzip.compress("".join(lines).encode())
         src.write_bytes(blob[: len(blob) // 2])
@@ -267,12 +234,12 @@ def test_bad_input_is_one_line_exit_2_and_no_output(repo, mirror, tmp_path, capl
     assert list(tmp_path.iterdir()) == [src]  # no output, no temporary file left
 
 
-def test_unknown_categories_are_counted_not_refused(repo, mirror, tmp_path, capsys):
-    path, _ = repo
+def test_unknown_categories_are_counted_not_refused(pipeline, mirror, tmp_path, capsys):
+    path = pipeline[0].path
     lines = _lines(mirror, 100)
-    fields = lines[5].split(",")
-    fields[2] = "never_seen_service"
-    lines[5] = ",".join(fields)
+    values = lines[5].split(",")
+    values[2] = "never_seen_service"
+    lines[5] = ",".join(values)
     src = tmp_path / "in.csv"
     src.write_text("".join(lines))
     main(["score", "--model", str(path / "models/detector"), "--input", str(src), "--output", str(tmp_path / "o.csv")])
@@ -281,12 +248,12 @@ def test_unknown_categories_are_counted_not_refused(repo, mirror, tmp_path, caps
     assert pd.read_csv(tmp_path / "o.csv").shape[0] == 100
 
 
-def test_a_device_that_is_not_there_is_a_clear_error(repo, caplog, tmp_path, mirror):
+def test_a_device_that_is_not_there_is_a_clear_error(pipeline, caplog, tmp_path, mirror):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    path, _ = repo
+    path = pipeline[0].path
     with pytest.raises(SystemExit) as exit_:
         main(
             [

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,8 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_repo, use_preset
-from test_score import _expected, _free_port, _run
+from helpers.config import use_preset
+from helpers.net import free_port
+from helpers.repo import Repo
+from helpers.run import output
+from helpers.scores import assert_same_scores, expected_scores
 
 from kddad.data import fields
 from kddad.detector import Detector
@@ -32,15 +34,13 @@ FIELDS = {"error_code", "message", "sqlstate", "error_class"}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, mirror) -> tuple[Path, dict, str]:
+def trained(clone: Repo) -> tuple[Path, dict, str]:
     """A fresh copy of the repo after `dvc repro` (debug=quick, dataset=nslkdd); its environment and
     the repro's output."""
-    dst = tmp_path_factory.mktemp("repo")
-    env = copy_repo(dst, mirror)
-    use_preset(dst, "debug", "quick")
-    use_preset(dst, "dataset", "nslkdd")
-    proc = _run([sys.executable, "-m", "dvc", "repro"], dst, env)
-    return dst, env, proc.stdout + proc.stderr
+    use_preset(clone.path, "debug", "quick")
+    use_preset(clone.path, "dataset", "nslkdd")
+    proc = clone.dvc("repro")
+    return clone.path, clone.env, output(proc)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def server(trained, tmp_path_factory):
     """The run's logged model behind `mlflow models serve` on a free 127.0.0.1 port: its base URL."""
     path, env, _ = trained
     run = json.loads((path / "models" / "mlflow_run.json").read_text())
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path_factory.mktemp("serve") / "server.log", "w+")  # closed at teardown
     cmd = ["mlflow", "models", "serve", "-m", f"runs:/{run['mlflow_run_id']}/detector", "--env-manager", "local"]
     proc = subprocess.Popen(
@@ -159,13 +159,9 @@ def test_a_good_request_gets_the_detectors_scores(server, trained, records):
     assert status == 200, text
     served = pd.DataFrame(json.loads(text)["predictions"])
     det = Detector.load(path / "models" / "detector", threshold=path / "models" / "threshold.json")
-    want = _expected(det, records)
+    want = expected_scores(det, records)
     assert len(served) == len(records) == 50
-    np.testing.assert_allclose(served["instance_score"], want["instance_score"], rtol=1e-5)
-    assert (served["is_outlier"].to_numpy() == want["is_outlier"].to_numpy()).all()
-    for i in (1, 2, 3):
-        assert (served[f"feature_{i}"].to_numpy() == want[f"feature_{i}"].to_numpy()).all()
-        np.testing.assert_allclose(served[f"share_{i}"], want[f"share_{i}"], rtol=1e-4, atol=1e-6)
+    assert_same_scores(served, want)
     # the same records as dataframe_records, the rates that are 0 or 1 written as integers (0, not 0.0)
     rates = {
         c: pd.Series([int(v) if v in (0, 1) else v for v in records[c]], dtype=object) for c in fields.FLOAT_COLUMNS

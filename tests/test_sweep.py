@@ -1,13 +1,15 @@
-"""Real Hydra multirun sweeps of pipelines/experiment.py, checked in a real SQLite MLflow store."""
+"""Real Hydra multirun sweeps of pipelines/experiment.py on a slice of the real file, checked in a real
+SQLite MLflow store."""
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers.data import slice_overrides
+from helpers.repo import ROOT
+from helpers.run import run
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -20,25 +22,26 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture
-def sweep(tmp_path, mirror, cache):
-    return lambda *overrides: _sweep(tmp_path, mirror, cache, *overrides)
+def sweep(tmp_path, mirror, cache, kdd_slice):
+    """A sweep of pipelines/experiment.py on a slice of the real file: its store, parent, children, process."""
+    return lambda *overrides: _sweep(tmp_path, mirror, cache, kdd_slice, *overrides)
 
 
-def _sweep(tmp_path, mirror, cache, *overrides):
+def _sweep(tmp_path, mirror, cache, data_file, *overrides):
     env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": str(cache)}
     cmd = [
         sys.executable,
-        str(ROOT / "pipelines" / "experiment.py"),
+        ROOT / "pipelines" / "experiment.py",
         "-m",
         *overrides,
+        *slice_overrides(data_file),
         "debug=quick",
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
         f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    proc = run(cmd, ROOT, env, timeout=900)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("kddad").experiment_id
     parents = client.search_runs([exp], "tags.sweep_id != ''", max_results=100)
@@ -125,16 +128,13 @@ def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_
 def ray_cluster(tmp_path):
     """A real one-node Ray cluster on this machine, started the way the README says."""
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
-    start = subprocess.run(
+    run(
         [*ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+        ROOT,
         timeout=180,
     )
-    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
     yield
-    subprocess.run([*ray, "stop", "--force"], capture_output=True, timeout=120)
+    run([*ray, "stop", "--force"], code=None, timeout=120)
 
 
 def test_ray_cluster_launcher_runs_jobs_on_the_cluster(tmp_path, sweep, ray_cluster, monkeypatch):
@@ -149,7 +149,7 @@ def test_ray_cluster_launcher_runs_jobs_on_the_cluster(tmp_path, sweep, ray_clus
 def test_a_search_on_a_protocol_whose_threshold_batch_is_the_test_set_is_refused(tmp_path, mirror):
     cmd = [
         sys.executable,
-        str(ROOT / "pipelines" / "experiment.py"),
+        ROOT / "pipelines" / "experiment.py",
         "-m",
         "hparams_search=vae_optuna",
         "split=dagmm",
@@ -157,7 +157,7 @@ def test_a_search_on_a_protocol_whose_threshold_batch_is_the_test_set_is_refused
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
     env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = run(cmd, ROOT, env, code=None, timeout=300)
     assert proc.returncode != 0
     assert "split.protocol=dagmm: its threshold batch is the test set" in proc.stderr + proc.stdout
     assert not (tmp_path / "cache").exists()  # refused before any job prepared data

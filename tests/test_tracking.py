@@ -1,7 +1,6 @@
 """The train → threshold → evaluate stages against real MLflow stores: SQLite and a server."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -10,7 +9,9 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import compose
+from helpers.config import compose
+from helpers.data import slice_overrides
+from helpers.net import free_port
 from mlflow.tracking import MlflowClient
 
 from kddad import config
@@ -33,10 +34,12 @@ FIGURES = {
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, mirror):
-    """The default pipeline (2 epochs) run once into a project folder with a SQLite store."""
+def project(tmp_path_factory, kdd_slice):
+    """The default pipeline (2 epochs) on a slice of the real file, run once into a project folder
+    with a SQLite store."""
     paths = Paths(tmp_path_factory.mktemp("proj"))
-    cfg = compose(mirror=mirror, tracking={"experiment": "test-sqlite", "uri": f"sqlite:///{paths.root / 'mlflow.db'}"})
+    tracking = {"experiment": "test-sqlite", "uri": f"sqlite:///{paths.root / 'mlflow.db'}"}
+    cfg = compose(*slice_overrides(kdd_slice), tracking=tracking)
     for stage in (download, split, encode, train, threshold, evaluate):
         stage(cfg, paths)
     return cfg, paths
@@ -159,9 +162,7 @@ def test_relative_sqlite_uri_resolves_against_the_project_root(tmp_path, monkeyp
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

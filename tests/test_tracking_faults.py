@@ -1,11 +1,10 @@
 """Faults in the middle of a run: the tracking server goes away, a signal arrives. Each ends the
 stage promptly with one line, leaves the local outputs as they were and the MLflow run closed (or
-closable). The stages run through their drivers, as DVC runs them, on the real data's features."""
+closable). The stages run through their drivers, as DVC runs them, on a slice of the real data."""
 
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,15 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers.net import free_port
+from helpers.project import ENV, data_project, write_params
+from helpers.repo import ROOT
+from helpers.run import one_clear_line
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from test_faults import ENV, _one_clear_line, _params, data_project
 
 from kddad.config import TrackingConfig
 from kddad.entry import user_errors
 from kddad.errors import TrackingError
-from kddad.models.lightning import CHECKPOINT_PREFIX
+from kddad.models.training import CHECKPOINT_PREFIX
 from kddad.tracking import CLIENT_BOUNDS, OWNER_TAG, Tracker
 
 pytestmark = pytest.mark.slow
@@ -38,12 +39,6 @@ LONG_TRAINING = (
     "early_stopping.patience=1000",
 )
 STAGE_ENV = {**ENV, "OMP_NUM_THREADS": "1"}  # two cores shared with the MLflow server and the test
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(what: str, ready, timeout: float, proc: subprocess.Popen | None = None, step: float = 0.3):
@@ -75,7 +70,7 @@ def _end(proc: subprocess.Popen) -> None:
 def _mlflow_server(folder: Path):
     """A real ``mlflow server`` on a free port, in a session of its own (so that its whole process
     group, workers included, can be killed); yields (process, URL, its SQLite store's URI)."""
-    port = _free_port()
+    port = free_port()
     store = f"sqlite:///{folder / 'server.db'}"
     proc = subprocess.Popen(
         [
@@ -134,14 +129,15 @@ def _outputs_intact(project: Path, before: dict[str, str], pid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, mirror):
-    """A project whose data stages ran (data/ and the encoder in models/), and nothing after them."""
-    return data_project(tmp_path_factory.mktemp("project"), mirror)
+def project(tmp_path_factory, kdd_slice):
+    """A project whose data stages ran on a slice of the real file (data/ and the encoder in
+    models/), and nothing after them."""
+    return data_project(tmp_path_factory.mktemp("project"), kdd_slice)
 
 
 def test_a_server_lost_mid_training_ends_the_stage_within_a_minute(project, tmp_path):
     with _mlflow_server(tmp_path) as (server, url, store):
-        _params(project, *LONG_TRAINING, f"tracking.uri={url}", "tracking.experiment=lost")
+        write_params(project, *LONG_TRAINING, f"tracking.uri={url}", "tracking.experiment=lost")
         before = _snapshot(project)
         proc = _train(project)
         try:
@@ -154,7 +150,7 @@ def test_a_server_lost_mid_training_ends_the_stage_within_a_minute(project, tmp_
         finally:
             _end(proc)
     assert took < 60, f"{took:.0f} s after the server went: {err[-3000:]}"
-    line = _one_clear_line(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), url)
+    line = one_clear_line(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), url)
     assert "stopped answering" in line and "marks it KILLED" in line, line
     assert "Retrying" not in err  # urllib3's retry warnings: the one line says how it ended
     _outputs_intact(project, before, proc.pid)
@@ -169,7 +165,7 @@ def test_a_server_lost_mid_training_ends_the_stage_within_a_minute(project, tmp_
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_training_at_once_and_marks_the_run_killed(project, tmp_path, signum, code):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = _params(project, *LONG_TRAINING, f"tracking.uri={store}", "tracking.experiment=signals")
+    cfg = write_params(project, *LONG_TRAINING, f"tracking.uri={store}", "tracking.experiment=signals")
     Tracker(cfg.tracking, root=project).experiment_id()  # the store exists before the stage and we both open it
     before = _snapshot(project)
     proc = _train(project)
@@ -194,7 +190,7 @@ def test_a_lost_server_fails_every_later_call_at_once(monkeypatch):
     """In-process: the guard's lost state and deadline, without a server (nothing listens)."""
     for name, value in CLIENT_BOUNDS.items():  # the tracker sets these defaults: undone afterwards
         monkeypatch.setenv(name, value)
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     tracker = Tracker(TrackingConfig(uri=uri), root=Path.cwd())
     start = time.monotonic()
     with pytest.raises(TrackingError, match=f"tracking.uri {uri}: .*stopped answering \\(Connection refused\\)"):

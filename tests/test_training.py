@@ -1,10 +1,12 @@
 """Training steps: the CUDA-graph step's bookkeeping on the CPU, and a CPU path left unchanged.
 
-No CUDA here: :class:`FakeGraph` stands in for the three CUDA specifics of
-:class:`~kddad.models.graphed.GraphedStep` (side stream, capture, replay) with eager equivalents
-of what a graph does, so that everything around them (warm-up, the static input buffer, the
-shorter last batch, the loss sum kept on the device, the Lightning wiring) runs and is compared
-step for step with plain eager training. bench/gpu_check.sh checks the real graph on a GPU.
+The shared loop (:func:`kddad.models.training.fit`) is driven through the model kinds themselves:
+a VAE, and Deep SVDD, whose loss is no reconstruction. No CUDA here: :class:`FakeGraph` stands in
+for the three CUDA specifics of :class:`~kddad.models.graphed.GraphedStep` (side stream, capture,
+replay) with eager equivalents of what a graph does, so that everything around them (warm-up, the
+static input buffer, the shorter last batch, the loss sum kept on the device, the Lightning
+wiring) runs and is compared step for step with plain eager training. bench/gpu_check.sh checks
+the real graph on a GPU.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from kddad import config
+from kddad.config.schema import DeepSVDDConfig, EarlyStoppingConfig, NetworkConfig, ScoreConfig, TrainerConfig
 from kddad.errors import ConfigError
-from kddad.models import lightning
+from kddad.models import training
+from kddad.models.autoencoder import reconstruction_loss
+from kddad.models.base import model_class
 from kddad.models.batches import TensorBatches
 from kddad.models.graphed import GraphedStep, graph_blocker
-from kddad.models.lightning import reconstruction_loss
-from kddad.models.networks import build_network
+from kddad.models.networks import DecoderHead, build_network
+from kddad.models.neural import NeuralModel
+from kddad.models.training import ClosureOptimizer
 
 ROWS, FEATURES, BATCH = 1000, 12, 128  # 7 full batches and one of 104 rows an epoch
 
@@ -59,17 +65,24 @@ class FakeGraph(GraphedStep):
 def _net(name: str = "vae") -> torch.nn.Module:
     torch.manual_seed(0)
     return build_network(
-        name,
-        FEATURES,
-        gaussian=True,
-        min_var=1e-3,
-        hidden=[8, 4],
-        latent=2,
-        activation="relu",
-        output_activation="linear",
-        dropout=0.0,
-        batch_norm=False,
+        FEATURES, NetworkConfig(name=name, hidden=[8, 4], latent=2), DecoderHead(gaussian=True, min_var=1e-3)
     )
+
+
+#: the kinds the loop is driven through: their configs (lr 1e-2, batch BATCH)
+KINDS = {
+    "vae": NetworkConfig(name="vae", hidden=[8, 4], latent=2, lr=1e-2, batch_size=BATCH),
+    "deep_svdd": DeepSVDDConfig(name="deep_svdd", hidden=[8, 4], rep_dim=2, lr=1e-2, batch_size=BATCH),
+}
+
+
+def _model(kind: str, cuda_graph: bool, clip: float | None, epochs: int) -> NeuralModel:
+    """A model of ``kind`` (seed 0: the VAE's network is ``_net()``) on the CPU, patience 2."""
+    cfg = KINDS[kind]
+    trainer = TrainerConfig(
+        accelerator="cpu", max_epochs=epochs, enable_progress_bar=False, gradient_clip_val=clip, cuda_graph=cuda_graph
+    )
+    return model_class(cfg)(cfg, ScoreConfig(name="likelihood", min_var=1e-3), trainer, EarlyStoppingConfig(patience=2))
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,11 +162,12 @@ def test_graphs_only_for_32_bit_training_on_cuda():
     assert not steps.graphed and steps.stream is None  # on the CPU: eager, no CUDA call
 
 
-# -- the Lightning module ----------------------------------------------------------------------------
+# -- the shared loop, through the model kinds ------------------------------------------------------
 
 
 class _Steps(Callback):
-    """Each epoch's weights (validation has run by on_train_epoch_end), the step count, the graph at the end."""
+    """Each epoch's weights (validation has run by on_train_epoch_end), the step count, the graph and
+    the optimizer Lightning held at the end."""
 
     def __init__(self) -> None:
         self.states: list[dict[str, torch.Tensor]] = []
@@ -164,35 +178,17 @@ class _Steps(Callback):
     def on_train_end(self, trainer, module):
         self.global_step = trainer.global_step
         self.graphed_at_end = module._graphed
+        self.optimizer = trainer.optimizers[0]
 
 
-def _fit(cuda_graph: bool, clip: float | None = None, epochs: int = 4, val_scale: float = 1.0):
+def _fit(cuda_graph: bool, clip: float | None = None, epochs: int = 4, val_scale: float = 1.0, kind: str = "vae"):
     X, X_val = _data()
     X_val = X_val * val_scale  # 0.2: validation gets worse from the first epoch; early stopping keeps that one
-    net, steps = _net(), _Steps()
+    model, steps = _model(kind, cuda_graph, clip, epochs), _Steps()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        history = lightning.fit(
-            net,
-            X,
-            X_val,
-            likelihood=True,
-            lr=1e-2,
-            batch_size=BATCH,
-            beta=1.0,
-            recon_std=0.01,
-            seed=0,
-            trainer_args={
-                "accelerator": "cpu",
-                "max_epochs": epochs,
-                "enable_progress_bar": False,
-                "gradient_clip_val": clip,
-                "cuda_graph": cuda_graph,
-            },
-            patience=2,
-            callbacks=[steps],
-        )
-    return net, history, steps
+        history = model.fit(X.numpy(), X_val.numpy(), callbacks=[steps])
+    return model.network, history, steps
 
 
 @pytest.mark.parametrize("clip", [None, 0.5])
@@ -204,10 +200,16 @@ def test_cuda_graph_changes_nothing_on_the_cpu(clip):
     assert _same_weights(net_on, net_off)
 
 
-def test_the_module_drives_a_graphed_step(monkeypatch):
-    """The module's graphed path, with FakeGraph for the graph: same history as the eager path (up
-    to fused vs plain Adam), same global step, the graph released before teardown, and the best
-    epoch's weights loaded back into the network's own parameters."""
+def test_the_vae_fit_is_the_network_fitted_by_the_loop():
+    """The model builds the network the tests' own construction builds (same seed, same weights)."""
+    model = _model("vae", False, None, 1)
+    torch.manual_seed(0)
+    assert _same_weights(model.build(FEATURES), _net())
+
+
+@pytest.fixture
+def fake_graphs(monkeypatch) -> list[FakeGraph]:
+    """Graphed steps on the CPU: the loop believes it may graph, and gets FakeGraphs (listed here)."""
     made: list[FakeGraph] = []
 
     def fake(*args, **kwargs):
@@ -215,26 +217,52 @@ def test_the_module_drives_a_graphed_step(monkeypatch):
         return made[-1]
 
     monkeypatch.setattr(
-        lightning, "graph_blocker", lambda device, precision, enabled, world_size: None if enabled else "off"
+        training, "graph_blocker", lambda device, precision, enabled, world_size: None if enabled else "off"
     )
-    monkeypatch.setattr(lightning, "GraphedStep", fake)
+    monkeypatch.setattr(training, "GraphedStep", fake)
+    return made
+
+
+def _check_graphed_fit(made: list[FakeGraph], val_scale: float, kind: str) -> tuple[int, int, torch.nn.Module]:
+    """The graphed fit against the eager one; returns (best epoch, epochs, the graphed fit's network)."""
+    made.clear()
+    net_eager, hist_eager, steps_eager = _fit(False, val_scale=val_scale, kind=kind)
+    net, hist, steps = _fit(True, val_scale=val_scale, kind=kind)
+    (step,) = made
+    opt = step.optimizer
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["capturable"] and opt.defaults["fused"]
+    # Lightning steps a ClosureOptimizer (the closure is the whole graphed step, run once a step)
+    assert isinstance(steps.optimizer, ClosureOptimizer) and isinstance(steps_eager.optimizer, torch.optim.Adam)
+    epochs = len(hist)
+    assert step.calls["capture"] == 1 and step.calls["replay"] == epochs * 7 - 3
+    assert steps.global_step == steps_eager.global_step == epochs * 8
+    assert steps.graphed_at_end is not None and step.graph is None  # released in on_train_end
+    assert [r["epoch"] for r in hist] == [r["epoch"] for r in hist_eager]
+    for key in ("train_loss", "val_loss"):
+        assert [r[key] for r in hist] == pytest.approx([r[key] for r in hist_eager], rel=1e-4)
+    best = min(range(epochs), key=lambda i: hist[i]["val_loss"])
+    assert all(torch.equal(v, steps.states[best][k]) for k, v in net.state_dict().items())
+    return best, epochs, net
+
+
+def test_the_module_drives_a_graphed_step(fake_graphs):
+    """The module's graphed path, with FakeGraph for the graph: same history as the eager path (up
+    to fused vs plain Adam), same global step, the graph released before teardown, and the best
+    epoch's weights loaded back into the network's own parameters."""
     for val_scale in (1.0, 0.2):
-        made.clear()
-        net_eager, hist_eager, steps_eager = _fit(False, val_scale=val_scale)
-        net, hist, steps = _fit(True, val_scale=val_scale)
-        (step,) = made
-        opt = step.optimizer
-        assert isinstance(opt, torch.optim.Adam) and opt.defaults["capturable"] and opt.defaults["fused"]
-        epochs = len(hist)
-        assert step.calls["capture"] == 1 and step.calls["replay"] == epochs * 7 - 3
-        assert steps.global_step == steps_eager.global_step == epochs * 8
-        assert steps.graphed_at_end is not None and step.graph is None  # released in on_train_end
-        assert [r["epoch"] for r in hist] == [r["epoch"] for r in hist_eager]
-        for key in ("train_loss", "val_loss"):
-            assert [r[key] for r in hist] == pytest.approx([r[key] for r in hist_eager], rel=1e-4)
-        best = min(range(epochs), key=lambda i: hist[i]["val_loss"])
+        best, epochs, _ = _check_graphed_fit(fake_graphs, val_scale, "vae")
         assert (best, epochs) == ((3, 4) if val_scale == 1.0 else (0, 3))  # 0.2: not the last epoch's weights
-        assert all(torch.equal(v, steps.states[best][k]) for k, v in net.state_dict().items())
+
+
+def test_a_kind_whose_loss_is_no_reconstruction_drives_the_same_graphed_step(fake_graphs):
+    """Deep SVDD through the unmodified loop: graphed as the VAE is; its centre, a buffer set from the
+    training rows before the first epoch, is no parameter and stays where it was set."""
+    _, _, net = _check_graphed_fit(fake_graphs, 1.0, "deep_svdd")
+    model = _model("deep_svdd", False, None, 1)
+    torch.manual_seed(0)
+    model.network = model.build(FEATURES)
+    model.prepare(_data()[0])
+    assert "center" not in dict(net.named_parameters()) and torch.equal(net.center, model.network.center)
 
 
 def test_the_setting_validates(cfg):
@@ -249,13 +277,13 @@ def test_the_setting_validates(cfg):
 
 def test_the_setting_is_not_passed_to_lightning(monkeypatch):
     seen = {}
-    real = lightning.pl.Trainer
+    real = training.pl.Trainer
 
     def trainer(**kwargs):
         seen.update(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr(lightning.pl, "Trainer", trainer)
+    monkeypatch.setattr(training.pl, "Trainer", trainer)
     _fit(True, epochs=1)
     assert "cuda_graph" not in seen and "gradient_clip_val" not in seen
 
@@ -267,8 +295,8 @@ def test_training_sweeps_the_checkpoint_folders_of_killed_trainings(tmp_path, mo
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     gone = _dead_pid()
-    stale = tmp_path / f"{lightning.CHECKPOINT_PREFIX}{gone}-abc"
-    live = tmp_path / f"{lightning.CHECKPOINT_PREFIX}1-abc"  # init: alive
+    stale = tmp_path / f"{training.CHECKPOINT_PREFIX}{gone}-abc"
+    live = tmp_path / f"{training.CHECKPOINT_PREFIX}1-abc"  # init: alive
     for folder in (stale, live):
         folder.mkdir()
         (folder / "epoch=0-step=1.ckpt").write_bytes(b"x")

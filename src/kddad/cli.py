@@ -19,8 +19,12 @@ from typing import Any
 
 from kddad import __version__
 from kddad.entry import user_errors
+from kddad.paths import Paths
 
 log = logging.getLogger("kddad")
+
+#: Where the train stage writes the detector (relative to the project)
+DETECTOR = Paths().detector
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -42,42 +46,33 @@ def _score(args: argparse.Namespace) -> None:
     print(summary.line(), flush=True)
 
 
+#: What ``kddad info`` shows of :meth:`Detector.describe`, in this order.
+SHOWN = ("model", "score", "features", "training_data", "epochs", "kddad_version", "threshold")
+#: The figures it shows of the evaluate stage's metrics, when they lie beside the detector.
+METRICS = ("f1", "precision", "recall", "roc_auc", "pr_auc")
+
+
 def describe(model: Path) -> dict[str, Any]:
     """What a saved detector is: model, features, score, threshold, training data, metrics if known."""
-    from kddad.detector import Detector, read_threshold
+    from kddad.detector import Detector
+    from kddad.detector_file import read_threshold
+    from kddad.paths import Paths
     from kddad.scoring import THRESHOLD_FILE
 
     # everything shown comes from what Detector.load validated (detector.json is read once, there);
     # the training data's file and source are shown as recorded, never opened
-    det = Detector.load(model)  # refuses a folder that is not a valid detector
-    out: dict[str, Any] = {
-        "detector": str(model),
-        "model": det.model.model_dump(),
-        "score": det.score_cfg.model_dump(),
-        "features": None
-        if det.encoder is None
-        else {
-            "numeric": det.encoder.numeric,
-            "categorical": det.encoder.categorical,
-            "scaling": det.encoder.scaling,
-            "log1p": det.encoder.log1p,
-            "encoded": len(det.encoder.feature_names),
-        },
-        "training_data": det.data or None,
-        "epochs": len(det.history),
-        "kddad_version": det.kddad_version,
-        "threshold": det.threshold,
-    }
+    about = Detector.load(model).describe()  # refuses a folder that is not a valid detector
+    out: dict[str, Any] = {"detector": str(model), **{k: about[k] for k in SHOWN}}
     thr = model.parent / THRESHOLD_FILE
-    if det.threshold is None and thr.is_file():
+    if about["threshold"] is None and thr.is_file():
         info = read_threshold(thr)
         out["threshold"] = info["threshold"]
         out["threshold_from"] = str(thr)
         out["threshold_method"] = {k: info[k] for k in ("method", "perc_outlier", "fpr") if k in info}
-    metrics = model.parent.parent / "reports" / "metrics.json"
+    metrics = Paths(model.parent.parent).metrics  # the run folder that holds models/detector
     if metrics.is_file():
         m = json.loads(metrics.read_text(encoding="utf-8"))
-        out["metrics"] = {k: m[k] for k in ("f1", "precision", "recall", "roc_auc", "pr_auc") if k in m}
+        out["metrics"] = {k: m[k] for k in METRICS if k in m}
         out["metrics_from"] = str(metrics)
     return out
 
@@ -105,7 +100,7 @@ def parser() -> argparse.ArgumentParser:
         description="Score KDD Cup 99 (42 columns), NSL-KDD (43) or unlabelled (41) records, with or without a "
         "header row, from .csv/.txt/.gz/.parquet; write one row per record (CSV, or Parquet by suffix).",
     )
-    s.add_argument("--model", default="models/detector", help="detector folder (default: models/detector)")
+    s.add_argument("--model", default=str(DETECTOR), help=f"detector folder (default: {DETECTOR})")
     s.add_argument(
         "--threshold",
         help="threshold file (default: the detector's own, else threshold.json beside the detector folder)",
@@ -125,7 +120,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=_score)
 
     i = sub.add_parser("info", help="what a trained detector is")
-    i.add_argument("--model", default="models/detector", help="detector folder (default: models/detector)")
+    i.add_argument("--model", default=str(DETECTOR), help=f"detector folder (default: {DETECTOR})")
     i.add_argument("--json", action="store_true", help="as JSON")
     i.set_defaults(run=_info)
     return ap

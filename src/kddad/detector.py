@@ -12,127 +12,33 @@ In the spirit of alibi-detect and PyOD, usable without DVC or Hydra::
 
 The model itself (:class:`kddad.models.base.Model`: the networks, PCA, IsolationForest) fits,
 scores and saves its own state; the detector adds what every kind shares: input checks, the
-encoder, thresholds, ``predict`` and the saved description. Nothing is unpickled on load.
-
-A detector folder is untrusted input. :meth:`Detector.load` validates ``detector.json`` whole
-(:class:`DetectorFile`: every key, nested ones included, typed; unknown keys refused; the
-threshold and feature reference finite; the history rows; the model, score, trainer and
-early-stopping settings against the config schema) and ``encoder/encoder.json`` likewise
-(:meth:`FeatureEncoder.load`), before anything is built from them; :meth:`Detector.save` checks
-the same description before writing, so what it writes loads. Every refusal is a
-:class:`DetectorError` of one line naming the file and the key.
-
-The ``data`` block (:class:`DataInfo`: where the training rows came from) is data, recorded for
-display: its ``file`` and ``source`` are strings that no code here (nor ``kddad info``) ever
-opens, resolves or follows; they are refused if they hold control characters or newlines (no
-terminal escape reaches a screen through ``kddad info``) or exceed 4,096 characters. A ``..`` in
-them is legitimate (``dataset.path=../x.csv``) and is kept as written.
+encoder, thresholds and ``predict``. The saved folder, validated whole on load, is
+:mod:`kddad.detector_file`'s; explanations are :mod:`kddad.explain`'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
-from kddad import __version__
-from kddad.config import MODEL_ADAPTER, EarlyStoppingConfig, ModelConfig, ScoreConfig, SplitConfig, TrainerConfig
-from kddad.errors import DataError, KddadError
-from kddad.features.encoder import FeatureEncoder
-from kddad.io import atomic_dir, write_json
+from kddad import __version__, detector_file
+from kddad.config import MODEL_ADAPTER, EarlyStoppingConfig, ModelConfig, ScoreConfig, TrainerConfig
+from kddad.detector_file import finite_threshold, read_threshold
+from kddad.errors import DetectorError, KddadError
+from kddad.explain import top_features
+from kddad.features.encoder import ColumnGroup, FeatureEncoder
 from kddad.models.base import Model, model_class
-from kddad.saved import Strict, Text, format_version, invalid, read_description
+
+__all__ = ["Detector", "DetectorError", "Prediction", "finite_threshold", "read_threshold"]
 
 log = logging.getLogger(__name__)
-
-_META, _ENCODER = "detector.json", "encoder"
-FORMAT = 1
-
-
-class DetectorError(KddadError):
-    """A detector file is missing, tampered with, or does not fit the data it is given."""
-
-
-# -- the saved description, detector.json ---------------------------------------------------
-Count = Annotated[int, Field(strict=True, ge=0)]
-Number = Annotated[float, Field(strict=True)]
-Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-#: the split protocols of the config schema (``split.protocol``)
-SplitProtocol = SplitConfig.model_fields["protocol"].annotation
-
-
-def _sha256(v: str) -> str:
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", v):
-        raise ValueError("expected 64 hexadecimal characters (a sha256)")
-    return v
-
-
-class DataInfo(Strict):
-    """Where the training rows came from (``kddad.stages.model.training_data``): shown, never opened."""
-
-    name: Text | None = None
-    file: Text | None = None  # a file name or path as configured: a string, never opened
-    sha256: Annotated[str, Field(strict=True), AfterValidator(_sha256)] | None = None
-    source: Text | None = None  # a local path or URL as configured: a string, never opened
-    split: SplitProtocol | None = None
-    split_seed: Count | None = None
-    rows: Count | None = None
-
-
-class ThresholdInfo(Strict):
-    """How the threshold was set (``infer_threshold*``, or a threshold stage's file)."""
-
-    method: Literal["percentile", "fpr"] | None = None
-    perc_outlier: Annotated[float, Field(strict=True, ge=0, lt=100)] | None = None
-    fpr: Annotated[float, Field(strict=True, gt=0, lt=1)] | None = None
-    rows: Count | None = None
-    on: Text | None = None
-    outliers_in_batch: Count | None = None
-    flagged: Count | None = None
-    flagged_outliers: Count | None = None
-    mlflow_run_id: Text | None = None
-
-
-class HistoryRow(Strict):
-    """One epoch of the training history (a loss may be NaN: an epoch without validation)."""
-
-    epoch: Count
-    train_loss: Number
-    val_loss: Number
-
-
-class DetectorFile(Strict):
-    """``detector.json``, every key checked; written by :meth:`Detector.save`."""
-
-    format: Annotated[int, Field(strict=True), AfterValidator(format_version(FORMAT))]
-    kddad_version: Text | None = None
-    n_features: Annotated[int, Field(strict=True, gt=0)]
-    seed: Count
-    model: ModelConfig
-    score: ScoreConfig
-    trainer: TrainerConfig
-    early_stopping: EarlyStoppingConfig
-    threshold: Finite | None
-    threshold_info: ThresholdInfo = ThresholdInfo()
-    history: list[HistoryRow] = []
-    data: DataInfo = DataInfo()
-    feature_reference: list[Finite] | None = None
-
-    @field_validator("feature_reference")
-    @classmethod
-    def _one_per_feature(cls, v: list[float] | None, info: ValidationInfo) -> list[float] | None:
-        n = info.data.get("n_features")
-        if v is not None and n is not None and len(v) != n:
-            raise ValueError(f"expected {n} values, one per feature (n_features), got {len(v)}")
-        return v
 
 
 @dataclass(frozen=True)
@@ -163,6 +69,17 @@ def _cfg(cls, value):
     if isinstance(value, cls):
         return value
     return cls.model_validate(dict(value or {}))
+
+
+@contextmanager
+def _as_detector_error() -> Iterator[None]:
+    """A model's refusal (a device it cannot use, files it cannot read) as the detector's."""
+    try:
+        yield
+    except DetectorError:
+        raise
+    except KddadError as err:
+        raise DetectorError(str(err)) from None
 
 
 class Detector:
@@ -270,12 +187,8 @@ class Detector:
         The scores are the same on every device to float tolerance (latent draws come from the
         seed on the CPU). The scikit-learn baselines score on the CPU whatever is asked.
         """
-        try:
+        with _as_detector_error():
             self._fitted().to(device)
-        except DetectorError:
-            raise
-        except KddadError as err:
-            raise DetectorError(str(err)) from None
         return self
 
     # -- score ------------------------------------------------------------------------------
@@ -341,12 +254,9 @@ class Detector:
     def explain(
         self, X: np.ndarray | pd.DataFrame, k: int = 3, *, prediction: Prediction | None = None
     ) -> pd.DataFrame:
-        """The ``k`` raw KDD features that drove each row's score, with their share of it.
+        """The ``k`` raw KDD features that drove each row's score, with their share of it
+        (:func:`kddad.explain.top_features`: columns ``feature_1, share_1, …``).
 
-        A feature's contribution is its score above the median score of held-out normal rows
-        (kept at ``fit``); the one-hot columns of a categorical feature are summed into that
-        feature, shown with the row's value (``service=private``). ``share_i`` is the feature's
-        part of the row's total excess (0 for a row with none). Columns ``feature_1, share_1, …``;
         ``prediction``: reuse the scores of :meth:`predict` on the same rows instead of scoring.
         """
         if not self.has_feature_scores:
@@ -356,44 +266,30 @@ class Detector:
         feat = prediction.feature_score if prediction is not None else self.score(X)[1]
         if len(feat) != len(X):
             raise DetectorError(f"prediction: {len(feat)} rows, X has {len(X)}; pass the rows that were predicted")
-        excess = feat - (self.feature_reference if self.feature_reference is not None else 0)
-        if self.encoder is not None:
-            groups = self.encoder.groups
-            names = np.array([g[0] for g in groups], dtype=object)
-            excess = np.add.reduceat(excess, [g[1] for g in groups], axis=1)
-        else:
-            names = np.array([f"f{i}" for i in range(feat.shape[1])], dtype=object)
-        k = min(k, excess.shape[1])
-        positive = np.clip(excess, 0, None)
-        total = positive.sum(1, keepdims=True)
-        share = np.divide(positive, total, out=np.zeros_like(positive), where=total > 0)
-        top = (
-            np.argpartition(-excess, k - 1, axis=1)[:, :k]
-            if k < excess.shape[1]
-            else np.tile(np.arange(excess.shape[1]), (len(excess), 1))
-        )
-        order = np.argsort(-np.take_along_axis(excess, top, 1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, 1)
-        out = {}
-        for rank in range(k):
-            idx = top[:, rank]
-            labels = names[idx]
-            if isinstance(X, pd.DataFrame) and self.encoder is not None:
-                for col in self.encoder.categorical:
-                    hit = idx == len(self.encoder.numeric) + self.encoder.categorical.index(col)
-                    if hit.any():
-                        labels[hit] = (col + "=" + X[col][hit].astype(str)).to_numpy(dtype=object)
-            out[f"feature_{rank + 1}"] = labels
-            out[f"share_{rank + 1}"] = np.take_along_axis(share, idx[:, None], 1)[:, 0].astype(np.float32)
-        return pd.DataFrame(out, index=X.index if isinstance(X, pd.DataFrame) else None)
+        groups = self.encoder.groups if self.encoder is not None else ColumnGroup.each_column(feat.shape[1])
+        return top_features(X, feat, self.feature_reference, groups, k)
 
-    # -- persistence ------------------------------------------------------------------------
+    # -- description and persistence --------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What this detector is, as plain JSON values (``kddad info`` shows it)."""
+        return {
+            "model": self.model.model_dump(),
+            "architecture": self.model.architecture,
+            "score": self.score_cfg.model_dump(),
+            "n_features": self.n_features,
+            "seed": self.seed,
+            "features": None if self.encoder is None else self.encoder.summary(),
+            "training_data": self.data or None,
+            "epochs": len(self.history),
+            "kddad_version": self.kddad_version,
+            "threshold": self.threshold,
+            "threshold_info": self.threshold_info or None,
+        }
+
     def save(self, path: str | Path) -> Path:
         """Write the detector folder atomically: JSON description, the model's own files, encoder."""
-        model = self._fitted()
-        path = Path(path)
-        meta = {
-            "format": FORMAT,
+        description = {
+            "format": detector_file.FORMAT,
             "kddad_version": __version__,
             "n_features": self.n_features,
             "seed": self.seed,
@@ -407,98 +303,35 @@ class Detector:
             "data": self.data,
             "feature_reference": None if self.feature_reference is None else [float(v) for v in self.feature_reference],
         }
-        try:  # what load would refuse is not written
-            DetectorFile.model_validate(meta)
-        except ValidationError as err:
-            raise DetectorError(invalid(err, path / _META, DetectorFile, "cannot save this detector")) from None
-        with atomic_dir(path) as tmp:
-            model.save(tmp)
-            write_json(tmp / _META, meta)
-            if self.encoder is not None:
-                self.encoder.save(tmp / _ENCODER)
-        return path
+        return detector_file.save(path, description, self._fitted(), self.encoder)
 
     @classmethod
     def load(cls, path: str | Path, threshold: str | Path | None = None, device: str = "cpu") -> Detector:
-        """Load a saved detector; the model refuses files that are not what its description says.
+        """Load a saved detector; nothing is built before its files are validated, nothing unpickled.
 
         ``threshold``: a threshold stage's JSON (``models/threshold.json``), whose threshold and
         scoring settings then apply, so the pipeline's detector is ready to ``predict``.
         ``device``: where it scores (see :meth:`to`).
         """
-        path = Path(path)
-        file = path / _META
-        meta = read_description(file, "a detector description (detector.json)", DetectorError)
-        try:
-            desc = DetectorFile.model_validate(meta)
-        except ValidationError as err:
-            raise DetectorError(invalid(err, file, DetectorFile, "not a valid detector")) from None
-        encoder = None
-        if (path / _ENCODER).is_dir():
-            try:
-                encoder = FeatureEncoder.load(path / _ENCODER)
-            except DataError as err:
-                raise DetectorError(str(err)) from None
-            if len(encoder.feature_names) != desc.n_features:
-                raise DetectorError(
-                    f"{file}: not a valid detector: key 'n_features': {desc.n_features}, but "
-                    f"{path / _ENCODER / 'encoder.json'} encodes rows into {len(encoder.feature_names)} features"
-                )
-        det = cls(desc.model, desc.score, desc.trainer, desc.early_stopping, encoder, desc.seed)
+        saved = detector_file.load(path)
+        desc = saved.description
+        det = cls(desc.model, desc.score, desc.trainer, desc.early_stopping, saved.encoder, desc.seed)
         det.n_features, det.threshold, det.kddad_version = desc.n_features, desc.threshold, desc.kddad_version
         det.threshold_info = desc.threshold_info.model_dump(exclude_unset=True)
         det.history = [row.model_dump() for row in desc.history]
         det.data = desc.data.model_dump(exclude_unset=True)
         if desc.feature_reference is not None:
             det.feature_reference = np.asarray(desc.feature_reference, dtype=np.float32)
-        try:
-            det.model_ = det._new_model().load(path, det.n_features)
-        except DetectorError:
-            raise
-        except KddadError as err:
-            raise DetectorError(str(err)) from None
+        with _as_detector_error():
+            det.model_ = det._new_model().load(Path(path), det.n_features)
         if threshold is not None:
             det.use_threshold_file(threshold)
         return det.to(device)
 
     def use_threshold_file(self, file: str | Path) -> Detector:
         """Take the threshold and scoring settings of a threshold stage's JSON (``models/threshold.json``)."""
-        file = Path(file)
-        info = read_threshold(file)
-        score = info.get("score") or {}
-        if not isinstance(score, dict):
-            raise DetectorError(f"{file}: key 'score': expected a mapping of score settings, got {score!r}")
-        if score.get("name", self.score_cfg.name) != self.score_cfg.name:
-            raise DetectorError(
-                f"{file}: set for score {score.get('name')!r}, the detector scores {self.score_cfg.name!r}"
-            )
-        self.threshold = info["threshold"]
-        self.set_score(**{k: score[k] for k in ScoreConfig.scoring_only() if k in score})
-        # what a saved detector records of it (ThresholdInfo): the file's other keys are its own
-        self.threshold_info = {k: v for k, v in info.items() if k in ThresholdInfo.model_fields}
+        found = detector_file.threshold_file(file, self.score_cfg.name)
+        self.threshold = found.threshold
+        self.set_score(**found.score)
+        self.threshold_info = found.info
         return self
-
-
-def finite_threshold(value: Any, where: str) -> float:
-    """A threshold as a float; refuses NaN, infinities, booleans and non-numbers, naming ``where``.
-
-    A NaN threshold flags nothing (every comparison is false) and would pass as F1 0.0.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise DetectorError(f"{where}: expected a finite number as the threshold, got {value!r}")
-    return float(value)
-
-
-def read_threshold(file: str | Path) -> dict[str, Any]:
-    """The threshold stage's JSON (``models/threshold.json``), its threshold checked finite."""
-    file = Path(file)
-    try:
-        info = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DetectorError(f"{file}: not found; run the threshold stage first (dvc repro threshold)") from None
-    except (OSError, ValueError) as err:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
-        raise DetectorError(f"{file}: not a threshold file ({type(err).__name__}: {err})") from None
-    if not isinstance(info, dict) or "threshold" not in info:
-        raise DetectorError(f"{file}: expected a JSON object with a key 'threshold'")
-    info["threshold"] = finite_threshold(info["threshold"], f"{file}: key 'threshold'")
-    return info

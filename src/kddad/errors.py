@@ -9,6 +9,10 @@ class ConfigError(KddadError):
     """The composed configuration has an unknown key or an impossible value."""
 
 
+class DetectorError(KddadError):
+    """A detector file is missing, tampered with, or does not fit the data it is given."""
+
+
 class DataError(KddadError):
     """An input data file does not have the expected KDD layout or values."""
 

@@ -99,3 +99,23 @@ class Paths:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    @property
+    def metrics(self) -> Path:
+        """The evaluate stage's metrics (a DVC metrics file)."""
+        return self.reports / "metrics.json"
+
+    @property
+    def alerts(self) -> Path:
+        """The evaluate stage's highest-scoring test alerts."""
+        return self.reports / "alerts.csv"
+
+    @property
+    def plots(self) -> Path:
+        """The evaluate stage's DVC plot files."""
+        return self.reports / "plots"
+
+    @property
+    def figures(self) -> Path:
+        """The evaluate stage's PNG figures."""
+        return self.reports / "figures"

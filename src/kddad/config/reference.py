@@ -14,6 +14,7 @@ from typing import Any, Literal
 import annotated_types as at
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from kddad.config.schema import MODEL_CONFIGS, SCORING_ONLY, Config
 
@@ -45,7 +46,7 @@ def _bounds(metadata: Any) -> str:
 
 
 def _default(field: FieldInfo, value: Any) -> str:
-    if field.is_required() and value is None:
+    if field.is_required() and (value is None or value is PydanticUndefined):
         return "required"
     return "`null`" if value is None else f"`{value}`"
 

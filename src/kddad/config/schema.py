@@ -272,8 +272,18 @@ class ScalingConfig(_Strict):
         return v
 
 
+def _layer_sizes(v: Any) -> Any:
+    """Also "64-32": Optuna's categorical choices must be scalars, so searches name sizes so."""
+    if isinstance(v, str):
+        try:
+            return [int(part) for part in v.split("-")]
+        except ValueError:
+            raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
+    return v
+
+
 class NetworkConfig(_Strict):
-    """A Lightning-trained autoencoder (``ae``) or variational autoencoder (``vae``)."""
+    """An autoencoder (``ae``) or variational autoencoder (``vae``), trained by epochs."""
 
     implementation: ClassVar[str] = "kddad.models.autoencoder:Autoencoder"
 
@@ -294,13 +304,7 @@ class NetworkConfig(_Strict):
     @field_validator("hidden", mode="before")
     @classmethod
     def _sizes(cls, v: Any) -> Any:
-        """Also "64-32": Optuna's categorical choices must be scalars, so searches name sizes so."""
-        if isinstance(v, str):
-            try:
-                return [int(part) for part in v.split("-")]
-            except ValueError:
-                raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
-        return v
+        return _layer_sizes(v)
 
     @property
     def architecture(self) -> str:
@@ -312,6 +316,35 @@ class NetworkConfig(_Strict):
         if not self.hidden:
             raise ValueError("model.hidden: list at least one hidden layer size")
         return self
+
+
+class DeepSVDDConfig(_Strict):
+    """Deep SVDD (Ruff et al. 2018), one-class: a bias-free network pulls the normal training rows
+    towards a fixed centre (their mean initial embedding); a row's score is its squared distance to
+    it. No feature scores (the score settings do not apply); the latent space is the embedding."""
+
+    implementation: ClassVar[str] = "kddad.models.deep_svdd:DeepSVDD"
+
+    name: Literal["deep_svdd"] = Field(description="Deep SVDD, one-class: distance to a centre in an embedding.")
+    hidden: list[PosInt] = Field([64, 32], description="Hidden layer widths (no bias terms); also '64-32'.")
+    rep_dim: PosInt = Field(16, description="Dimensions of the embedding the centre lives in.")
+    activation: Literal["relu", "leaky_relu", "elu", "gelu"] = Field(
+        "leaky_relu",
+        description="Hidden activation; none bounded like tanh (a saturated unit maps every row alike).",
+    )
+    lr: Annotated[float, Field(gt=0)] = Field(0.001, description="Adam's learning rate.")
+    weight_decay: Annotated[float, Field(ge=0)] = Field(1e-6, description="Adam's L2 penalty on the weights.")
+    batch_size: PosInt = Field(512, description="Training rows per step.")
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _sizes(cls, v: Any) -> Any:
+        return _layer_sizes(v)
+
+    @property
+    def architecture(self) -> str:
+        """e.g. 'deep_svdd 64-32 r16'."""
+        return f"deep_svdd {'-'.join(map(str, self.hidden))} r{self.rep_dim}"
 
 
 def _count_or_fraction(v: float, expected: str, one_is_fraction: bool = False) -> int | float:
@@ -370,10 +403,10 @@ class PCAConfig(_Strict):
 
 
 #: Every model kind's config class; ``model.name`` picks one. A new kind adds its class here.
-MODEL_CONFIGS = (NetworkConfig, IForestConfig, PCAConfig)
+MODEL_CONFIGS = (NetworkConfig, DeepSVDDConfig, IForestConfig, PCAConfig)
 ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="name")]  # noqa: UP007 (a tuple of classes)
 MODEL_ADAPTER: TypeAdapter = TypeAdapter(ModelConfig)
-#: The values of ``model.name``, e.g. ("ae", "vae", "iforest", "pca")
+#: The values of ``model.name``, e.g. ("ae", "vae", "deep_svdd", "iforest", "pca")
 MODEL_KINDS: tuple[str, ...] = tuple(k for c in MODEL_CONFIGS for k in get_args(c.model_fields["name"].annotation))
 
 

@@ -17,6 +17,7 @@ import difflib
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -165,6 +166,20 @@ def _affine(method: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 1.0 / scaler.scale_, -center / scaler.scale_  # zero-spread columns have scale_ 1
 
 
+@dataclass(frozen=True)
+class ColumnGroup:
+    """One raw KDD feature and the encoded columns it became (:attr:`FeatureEncoder.groups`)."""
+
+    feature: str
+    columns: slice  # into the encoded row, step 1
+    categorical: bool  # a one-hot block, one column per category
+
+    @classmethod
+    def each_column(cls, n: int) -> list[ColumnGroup]:
+        """Groups for rows encoded elsewhere: each column its own feature, named ``f0``, ``f1``…"""
+        return [cls(f"f{i}", slice(i, i + 1), categorical=False) for i in range(n)]
+
+
 class FeatureEncoder:
     """Turn KDD rows (a DataFrame with KDD column names) into a float32 matrix."""
 
@@ -227,14 +242,14 @@ class FeatureEncoder:
         return [*self.numeric, *(f"{c}_{v}" for c, cats in self._categories.items() for v in cats)]
 
     @property
-    def groups(self) -> list[tuple[str, int, int]]:
-        """(raw column, first, end) of the encoded columns each raw column became, in order: a
-        numeric column is one encoded column, a categorical one its one-hot block."""
+    def groups(self) -> list[ColumnGroup]:
+        """The raw column behind each run of encoded columns, in order: a numeric column is one
+        encoded column, a categorical one its one-hot block (what explanations sum per feature)."""
         self._check_fitted()
-        spans = [(c, i, i + 1) for i, c in enumerate(self.numeric)]
+        spans = [ColumnGroup(c, slice(i, i + 1), categorical=False) for i, c in enumerate(self.numeric)]
         start = len(self.numeric)
         for col, cats in self._categories.items():
-            spans.append((col, start, start + len(cats)))
+            spans.append(ColumnGroup(col, slice(start, start + len(cats)), categorical=True))
             start += len(cats)
         return spans
 
@@ -294,6 +309,16 @@ class FeatureEncoder:
             "offset": self._add.tolist(),
             "categories": self._categories,
             "feature_names": self.feature_names,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What it encodes, for a person (``kddad info``): the columns, scaling, log1p, encoded width."""
+        return {
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "scaling": self.scaling,
+            "log1p": self.log1p,
+            "encoded": len(self.feature_names),
         }
 
     def save(self, path: str | Path) -> Path:

@@ -2,9 +2,11 @@
 
 A model turns encoded rows (float32 arrays) into outlier scores. :class:`~kddad.detector.Detector`
 wraps it with what every kind shares: input checks, the encoder, thresholds, ``predict`` and the
-saved description. Adding a model kind takes one module here (a subclass of :class:`Model`), one
-config class in :mod:`kddad.config.schema` (naming the subclass in ``implementation``) and one
-preset in ``conf/model/`` (see docs/library.md).
+saved description. Adding a model kind takes one module here (a subclass of :class:`Model`: of
+:class:`~kddad.models.neural.NeuralModel` for a network trained by epochs, of
+:class:`~kddad.models.estimator.Estimator` for a scikit-learn estimator), one config class in
+:mod:`kddad.config.schema` (naming the subclass in ``implementation``) and one preset in
+``conf/model/`` (see docs/library.md).
 """
 
 from __future__ import annotations

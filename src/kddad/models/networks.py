@@ -1,33 +1,50 @@
-"""Plain torch networks: an autoencoder and a variational autoencoder built from config.
+"""Plain torch networks of the ``ae`` and ``vae`` kinds, built from one :class:`NetworkConfig`.
 
 The decoder outputs a mean per feature and, for the likelihood score, a variance bounded below
-by ``min_var`` (so the likelihood cannot run away by shrinking the variance to zero).
+by ``min_var`` (so the likelihood cannot run away by shrinking the variance to zero). Both kinds
+share the encoder body and the decoder; only the step from the body to the latent code differs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from kddad.config.schema import NetworkConfig, ScoreConfig
+
 LOGVAR_MAX = 20.0  # latent log-variance ceiling (std e^10); trained VAEs stay below 3 on KDD rows
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
-def mlp(sizes: Sequence[int], activation: str, dropout: float = 0.0, batch_norm: bool = False) -> nn.Sequential:
+def mlp(
+    sizes: Sequence[int], activation: str, dropout: float = 0.0, batch_norm: bool = False, bias: bool = True
+) -> nn.Sequential:
     """Dense layers ``sizes[0] → … → sizes[-1]``, each followed by [batch norm], activation, [dropout]."""
     layers: list[nn.Module] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers.append(nn.Linear(n_in, n_out))
+        layers.append(nn.Linear(n_in, n_out, bias=bias))
         if batch_norm:
             layers.append(nn.BatchNorm1d(n_out))
         layers.append(ACTIVATIONS[activation]())
         if dropout:
             layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+class DecoderHead(NamedTuple):
+    """What the decoder outputs besides the mean: a variance (``gaussian``) floored at ``min_var``."""
+
+    gaussian: bool = False
+    min_var: float = 1e-3
+
+    @classmethod
+    def for_score(cls, score: ScoreConfig) -> DecoderHead:
+        """The likelihood score needs a learned variance; the mse score a mean only."""
+        return cls(gaussian=score.name == "likelihood", min_var=score.min_var)
 
 
 class Reconstruction(NamedTuple):
@@ -41,25 +58,16 @@ class Reconstruction(NamedTuple):
 
 
 class Decoder(nn.Module):
-    def __init__(
-        self,
-        n_features: int,
-        hidden: Sequence[int],
-        latent: int,
-        activation: str,
-        output_activation: str,
-        dropout: float,
-        batch_norm: bool,
-        gaussian: bool,
-        min_var: float,
-    ) -> None:
+    """latent → the encoder's widths mirrored → mean (and variance)."""
+
+    def __init__(self, n_features: int, cfg: NetworkConfig, head: DecoderHead) -> None:
         super().__init__()
-        widths = [latent, *reversed(hidden)]
-        self.body = mlp(widths, activation, dropout, batch_norm)
+        widths = [cfg.latent, *reversed(cfg.hidden)]
+        self.body = mlp(widths, cfg.activation, cfg.dropout, cfg.batch_norm)
         self.mean = nn.Linear(widths[-1], n_features)
-        self.var = nn.Linear(widths[-1], n_features) if gaussian else None
-        self.sigmoid = output_activation == "sigmoid"
-        self.min_var = min_var
+        self.var = nn.Linear(widths[-1], n_features) if head.gaussian else None
+        self.sigmoid = cfg.output_activation == "sigmoid"
+        self.min_var = head.min_var
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         shape = z.shape[:-1]
@@ -71,31 +79,34 @@ class Decoder(nn.Module):
         return mean.reshape(*shape, -1), None if var is None else var.reshape(*shape, -1)
 
 
-class AutoEncoder(nn.Module):
-    """x → encoder MLP → linear latent → mirrored decoder MLP → mean (and variance)."""
+class ReconstructionNetwork(nn.Module):
+    """x → encoder MLP → latent code (:meth:`_latent_layers`, the kind's own) → mirrored decoder.
 
-    variational = False
+    The layers are created in this order (encoder body, latent layers, decoder), so a seeded
+    network starts from the same weights whatever code builds it.
+    """
 
-    def __init__(
-        self,
-        n_features: int,
-        hidden: Sequence[int],
-        latent: int,
-        activation: str = "relu",
-        output_activation: str = "linear",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        gaussian: bool = False,
-        min_var: float = 1e-3,
-    ) -> None:
+    variational: ClassVar[bool] = False
+
+    def __init__(self, n_features: int, cfg: NetworkConfig, head: DecoderHead) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(
-            mlp([n_features, *hidden], activation, dropout, batch_norm),
-            nn.Linear(hidden[-1] if hidden else n_features, latent),
-        )
-        self.decoder = Decoder(
-            n_features, hidden, latent, activation, output_activation, dropout, batch_norm, gaussian, min_var
-        )
+        sizes = [n_features, *cfg.hidden]
+        self._latent_layers(mlp(sizes, cfg.activation, cfg.dropout, cfg.batch_norm), sizes[-1], cfg.latent)
+        self.decoder = Decoder(n_features, cfg, head)
+
+    def _latent_layers(self, body: nn.Sequential, width: int, latent: int) -> None:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The point to plot in latent space."""
+        raise NotImplementedError
+
+
+class AENetwork(ReconstructionNetwork):
+    """An autoencoder: a linear latent code after the encoder body."""
+
+    def _latent_layers(self, body: nn.Sequential, width: int, latent: int) -> None:
+        self.encoder = nn.Sequential(body, nn.Linear(width, latent))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -106,34 +117,18 @@ class AutoEncoder(nn.Module):
         return Reconstruction(mean, var, z=z)
 
 
-class VariationalAutoEncoder(nn.Module):
+class VAENetwork(ReconstructionNetwork):
     """Gaussian latent with the reparameterisation trick; ``samples`` draws give (L, B, n) outputs."""
 
     variational = True
 
-    def __init__(
-        self,
-        n_features: int,
-        hidden: Sequence[int],
-        latent: int,
-        activation: str = "relu",
-        output_activation: str = "linear",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        gaussian: bool = False,
-        min_var: float = 1e-3,
-    ) -> None:
-        super().__init__()
-        self.body = mlp([n_features, *hidden], activation, dropout, batch_norm)
-        width = hidden[-1] if hidden else n_features
+    def _latent_layers(self, body: nn.Sequential, width: int, latent: int) -> None:
+        self.body = body
         self.z_mean = nn.Linear(width, latent)
         self.z_logvar = nn.Linear(width, latent)
-        self.decoder = Decoder(
-            n_features, hidden, latent, activation, output_activation, dropout, batch_norm, gaussian, min_var
-        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The posterior mean: the point to plot in latent space."""
+        """The posterior mean."""
         return self.z_mean(self.body(x))
 
     def forward(self, x: torch.Tensor, samples: int = 1, eps: torch.Tensor | None = None) -> Reconstruction:
@@ -141,9 +136,8 @@ class VariationalAutoEncoder(nn.Module):
         None for fresh draws per row and sample (training)."""
         h = self.body(x)
         # capped above only: a row far outside the training data can push the log-variance past
-        # float32's exp (seen under split=dagmm: logvar 1226 → z = inf → NaN scores). No floor: a
-        # floor would bind during training (one changed the default model), and exp of a very
-        # negative log-variance is just 0
+        # float32's exp (logvar in the thousands → z = inf → NaN scores). No floor: a floor would
+        # bind during training, and exp of a very negative log-variance is just 0
         mu, logvar = self.z_mean(h), self.z_logvar(h).clamp(max=LOGVAR_MAX)
         if eps is None:
             eps = torch.randn((samples, *mu.shape), device=mu.device, dtype=mu.dtype)
@@ -152,18 +146,9 @@ class VariationalAutoEncoder(nn.Module):
         return Reconstruction(mean, var, mu, logvar, z)
 
 
-def build_network(
-    name: str,
-    n_features: int,
-    *,
-    gaussian: bool,
-    min_var: float,
-    hidden: Sequence[int],
-    latent: int,
-    activation: str,
-    output_activation: str,
-    dropout: float,
-    batch_norm: bool,
-) -> nn.Module:
-    cls = {"ae": AutoEncoder, "vae": VariationalAutoEncoder}[name]
-    return cls(n_features, list(hidden), latent, activation, output_activation, dropout, batch_norm, gaussian, min_var)
+NETWORKS: dict[str, type[ReconstructionNetwork]] = {"ae": AENetwork, "vae": VAENetwork}
+
+
+def build_network(n_features: int, cfg: NetworkConfig, head: DecoderHead) -> ReconstructionNetwork:
+    """The network ``cfg.name`` names (``ae``, ``vae``) for ``n_features`` inputs."""
+    return NETWORKS[cfg.name](n_features, cfg, head)

@@ -15,6 +15,9 @@ from sklearn import metrics as skm
 
 from kddad.data import fields
 
+#: The metrics a view is summed up by: at the top of metrics.json, and for each distinct-rows view.
+HEADLINE = ("f1", "precision", "recall", "roc_auc", "pr_auc")
+
 
 def detection_metrics(
     y: np.ndarray,

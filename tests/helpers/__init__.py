@@ -1,0 +1,1 @@
+"""Plain functions and constants the tests share (fixtures live in tests/conftest.py)."""
