@@ -272,17 +272,27 @@ class ScalingConfig(_Strict):
         return v
 
 
-def _layer_sizes(v: Any) -> Any:
-    """Also "64-32": Optuna's categorical choices must be scalars, so searches name sizes so."""
-    if isinstance(v, str):
-        try:
-            return [int(part) for part in v.split("-")]
-        except ValueError:
-            raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
-    return v
+class _Layered(_Strict):
+    """A kind with hidden layers (``hidden``), given as a list or as "64-32"."""
+
+    @field_validator("hidden", mode="before", check_fields=False)
+    @classmethod
+    def _sizes(cls, v: Any) -> Any:
+        """Also "64-32": Optuna's categorical choices must be scalars, so searches name sizes so."""
+        if isinstance(v, str):
+            try:
+                return [int(part) for part in v.split("-")]
+            except ValueError:
+                raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
+        return v
+
+    @property
+    def widths(self) -> str:
+        """The hidden layers as in a run's architecture tag, e.g. '64-32'."""
+        return "-".join(map(str, self.hidden))
 
 
-class NetworkConfig(_Strict):
+class NetworkConfig(_Layered):
     """An autoencoder (``ae``) or variational autoencoder (``vae``), trained by epochs."""
 
     implementation: ClassVar[str] = "kddad.models.autoencoder:Autoencoder"
@@ -301,15 +311,10 @@ class NetworkConfig(_Strict):
     lr: Annotated[float, Field(gt=0)] = Field(0.002, description="Adam's learning rate.")
     batch_size: PosInt = Field(512, description="Training rows per step.")
 
-    @field_validator("hidden", mode="before")
-    @classmethod
-    def _sizes(cls, v: Any) -> Any:
-        return _layer_sizes(v)
-
     @property
     def architecture(self) -> str:
         """e.g. 'vae 64-32 z8': tells presets with the same model name apart (a run tag)."""
-        return f"{self.name} {'-'.join(map(str, self.hidden))} z{self.latent}"
+        return f"{self.name} {self.widths} z{self.latent}"
 
     @model_validator(mode="after")
     def _shape(self) -> NetworkConfig:
@@ -318,7 +323,7 @@ class NetworkConfig(_Strict):
         return self
 
 
-class DeepSVDDConfig(_Strict):
+class DeepSVDDConfig(_Layered):
     """Deep SVDD (Ruff et al. 2018), one-class: a bias-free network pulls the normal training rows
     towards a fixed centre (their mean initial embedding); a row's score is its squared distance to
     it. No feature scores (the score settings do not apply); the latent space is the embedding."""
@@ -336,15 +341,10 @@ class DeepSVDDConfig(_Strict):
     weight_decay: Annotated[float, Field(ge=0)] = Field(1e-6, description="Adam's L2 penalty on the weights.")
     batch_size: PosInt = Field(512, description="Training rows per step.")
 
-    @field_validator("hidden", mode="before")
-    @classmethod
-    def _sizes(cls, v: Any) -> Any:
-        return _layer_sizes(v)
-
     @property
     def architecture(self) -> str:
         """e.g. 'deep_svdd 64-32 r16'."""
-        return f"deep_svdd {'-'.join(map(str, self.hidden))} r{self.rep_dim}"
+        return f"deep_svdd {self.widths} r{self.rep_dim}"
 
 
 def _count_or_fraction(v: float, expected: str, one_is_fraction: bool = False) -> int | float:
