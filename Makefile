@@ -25,7 +25,7 @@ run: setup
 # ruff first (lint, then format), then every test on two workers (pytest-xdist), each file whole
 # (tests/conftest.py groups them, longest first: --no-loadscope-reorder keeps that order).
 test: setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow"

@@ -25,25 +25,33 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 #: Files whose tests share one finished pipeline (the `pipeline` fixture): one xdist worker runs them
 #: all, so the pipeline runs once; every other file is a group of its own (as with --dist loadfile)
 PIPELINE_GROUP = {"test_dvc.py", "test_score.py"}
-#: The longest groups, longest first: `make test` hands groups out in collection order
+#: The longest groups, longest first: the scheduler hands groups out in collection order
 #: (--no-loadscope-reorder), so the two workers start on the longest and end together
-LONGEST_FIRST = ("pipeline", "test_sweep", "test_entry_points", "test_faults", "test_tracking_faults")
+LONGEST_FIRST = ("test_dvc_experiments", "test_sweep", "pipeline", "test_entry_points", "test_faults", "test_dvc_queue")
 
 
-def _group(item: pytest.Item) -> str:
-    name = item.path.name
+def _group(path: str) -> str:
+    """A test's group from its file: the pipeline's files one group, every other file its own."""
+    name = path.split("::", 1)[0].rsplit("/", 1)[-1]
     return "pipeline" if name in PIPELINE_GROUP else name.removesuffix(".py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Whole groups to one worker each (what ``--dist loadgroup`` would do from ``xdist_group``
+    marks; a node-id suffix that pytest 9 no longer keeps)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return ByGroup(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give each test its file's xdist group (``--dist loadgroup``), the pipeline's files one group,
-    and put the longest groups first."""
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
+    """The longest groups first (stable: file order otherwise)."""
     rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: file order otherwise
+    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)

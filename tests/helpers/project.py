@@ -18,6 +18,16 @@ from kddad.paths import Paths
 from kddad.stages.data import download, encode, split
 
 #: A stage's environment: unbuffered output (a killed stage's log is whole), no queued-experiment root
+#: The DVC stages, in order, and those a model or score change re-runs
+STAGES = ("download", "split", "encode", "train", "threshold", "evaluate")
+MODEL_STAGES = {"train", "threshold", "evaluate"}
+
+
+def stages_ran(proc: subprocess.CompletedProcess) -> set[str]:
+    """The stages a `dvc repro` / `dvc exp run` says it ran."""
+    return {s for s in STAGES if f"Running stage '{s}'" in proc.stdout + proc.stderr}
+
+
 ENV = {k: v for k, v in {**os.environ, "PYTHONUNBUFFERED": "1"}.items() if k != "DVC_ROOT"}
 
 
