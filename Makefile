@@ -22,10 +22,10 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/dvc repro
 
-# ruff first (lint, then format), then every test on two workers (pytest-xdist), each file whole
-# (tests/conftest.py groups them, longest first: --no-loadscope-reorder keeps that order).
+# ruff first (lint, then format), then every test on two workers (pytest-xdist), handed out test by
+# test, the slowest files first (tests/conftest.py orders them).
 test: setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist load
 
 test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow"

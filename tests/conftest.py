@@ -22,36 +22,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
 
-#: Files whose tests share one finished pipeline (the `pipeline` fixture): one xdist worker runs them
-#: all, so the pipeline runs once; every other file is a group of its own (as with --dist loadfile)
-PIPELINE_GROUP = {"test_dvc.py", "test_score.py"}
-#: The longest groups, longest first: the scheduler hands groups out in collection order
-#: (--no-loadscope-reorder), so the two workers start on the longest and end together
-LONGEST_FIRST = ("test_dvc_experiments", "test_sweep", "pipeline", "test_entry_points", "test_faults", "test_dvc_queue")
-
-
-def _group(path: str) -> str:
-    """A test's group from its file: the pipeline's files one group, every other file its own."""
-    name = path.split("::", 1)[0].rsplit("/", 1)[-1]
-    return "pipeline" if name in PIPELINE_GROUP else name.removesuffix(".py")
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Whole groups to one worker each (what ``--dist loadgroup`` would do from ``xdist_group``
-    marks; a node-id suffix that pytest 9 no longer keeps)."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByGroup(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return _group(nodeid)
-
-    return ByGroup(config, log)
+#: The longest files first: xdist hands tests out in collection order, so the two workers start on
+#: the slowest and end together (a test-by-test hand-out balances better than whole files)
+LONGEST_FIRST = ("test_dvc_experiments", "test_sweep", "test_dvc", "test_entry_points", "test_faults", "test_dvc_queue")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest groups first (stable: file order otherwise)."""
-    rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
+    """The longest files first (stable: file order otherwise)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)
