@@ -24,7 +24,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 #: The longest files first: xdist hands tests out in collection order, so the two workers start on
 #: the slowest and end together (a test-by-test hand-out balances better than whole files)
-LONGEST_FIRST = ("test_dvc_experiments", "test_sweep", "test_dvc", "test_entry_points", "test_faults", "test_dvc_queue")
+LONGEST_FIRST = (
+    "test_dvc",
+    "test_score",
+    "test_dvc_experiments",
+    "test_sweep",
+    "test_entry_points",
+    "test_faults",
+    "test_tracking_faults",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
