@@ -19,7 +19,7 @@ from typing import Any
 
 from kddad import __version__
 from kddad.entry import user_errors
-from kddad.paths import Paths
+from kddad.paths import THRESHOLD_FILE, Paths
 
 log = logging.getLogger("kddad")
 
@@ -56,8 +56,6 @@ def describe(model: Path) -> dict[str, Any]:
     """What a saved detector is: model, features, score, threshold, training data, metrics if known."""
     from kddad.detector import Detector
     from kddad.detector_file import read_threshold
-    from kddad.paths import Paths
-    from kddad.scoring import THRESHOLD_FILE
 
     # everything shown comes from what Detector.load validated (detector.json is read once, there);
     # the training data's file and source are shown as recorded, never opened
