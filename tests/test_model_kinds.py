@@ -126,3 +126,68 @@ def test_deep_svdd_trains_graphed_on_cuda(data, caplog):
     inst = graphed.to("cuda").score(batch)[0]
     assert roc_auc_score(y, inst) > 0.95
     np.testing.assert_allclose(graphed.to("cpu").score(batch)[0], inst, rtol=1e-4, atol=1e-6)
+
+
+# -- NeuTraL AD: learnable transformations and a contrastive loss ------------------------------
+NEUTRAL = {"name": "neutral", "transforms": 5, "transform_hidden": [32], "hidden": [32], "rep_dim": 16, "lr": 0.005}
+NEUTRAL_PRESET = PRESET.with_name("neutral.yaml")
+
+
+def _naive_dcl(net, x: torch.Tensor) -> torch.Tensor:
+    """DCL row by row and view by view, as the paper writes it."""
+    views = [x, *(net.transformations(x))]
+    z = [torch.nn.functional.normalize(net.encoder(v), dim=-1) for v in views]
+    h = lambda a, b: torch.exp((a * b).sum(-1) / net.temperature)  # noqa: E731
+    k = len(views) - 1
+    total = torch.zeros(len(x))
+    for i in range(1, k + 1):
+        others = sum(h(z[i], z[j]) for j in range(1, k + 1) if j != i)
+        total += -torch.log(h(z[i], z[0]) / (h(z[i], z[0]) + others))
+    return total / math.log(k)
+
+
+@pytest.fixture(scope="module")
+def neutral(data) -> Detector:
+    X, X_val, *_ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Detector(NEUTRAL, trainer={**QUICK, "max_epochs": 12}, seed=0).fit(X, X_val)
+
+
+@pytest.mark.parametrize("kind", ["mul", "residual"])
+def test_neutral_score_is_the_contrastive_loss_of_each_row(data, kind):
+    from kddad.config import NeuTraLConfig
+    from kddad.models.neutral import NeuTraLNetwork
+
+    X, *_ = data
+    torch.manual_seed(0)
+    net = NeuTraLNetwork(X.shape[1], NeuTraLConfig(**{**NEUTRAL, "transform_type": kind}))
+    assert not any(layer.bias is not None for layer in net.modules() if isinstance(layer, torch.nn.Linear))
+    x = torch.from_numpy(X[:64])
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), _naive_dcl(net, x), rtol=1e-4, atol=1e-5)
+        views = net.transformations(x)
+    assert views.shape == (NEUTRAL["transforms"], 64, X.shape[1])
+    assert not torch.allclose(views[0], views[1])  # each transformation its own weights
+
+
+def test_neutral_trains_through_the_shared_loop_and_separates_attacks(data, neutral):
+    *_, batch, y = data
+    history = neutral.history
+    assert not neutral.has_feature_scores and neutral.latent(batch).shape == (len(batch), NEUTRAL["rep_dim"])
+    assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]
+    assert roc_auc_score(y, neutral.score(batch)[0]) > 0.95
+
+
+def test_neutral_saves_and_loads_to_identical_scores(tmp_path, data, neutral):
+    *_, batch, _ = data
+    loaded = Detector.load(neutral.save(tmp_path / "det"))
+    np.testing.assert_array_equal(loaded.score(batch)[0], neutral.score(batch)[0])
+
+
+def test_the_neutral_preset_is_the_schema_default():
+    from kddad.config import NeuTraLConfig
+
+    preset = MODEL_ADAPTER.validate_python(yaml.safe_load(NEUTRAL_PRESET.read_text()))
+    assert preset == NeuTraLConfig(name="neutral")
+    assert preset.architecture == "neutral 64-32 r32 k11 mul"

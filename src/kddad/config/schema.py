@@ -272,19 +272,24 @@ class ScalingConfig(_Strict):
         return v
 
 
+def layer_sizes(v: Any) -> Any:
+    """Layer widths as a list, also from "64-32": Optuna's categorical choices must be scalars, so
+    searches name sizes so."""
+    if isinstance(v, str):
+        try:
+            return [int(part) for part in v.split("-")]
+        except ValueError:
+            raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
+    return v
+
+
 class _Layered(_Strict):
     """A kind with hidden layers (``hidden``), given as a list or as "64-32"."""
 
     @field_validator("hidden", mode="before", check_fields=False)
     @classmethod
     def _sizes(cls, v: Any) -> Any:
-        """Also "64-32": Optuna's categorical choices must be scalars, so searches name sizes so."""
-        if isinstance(v, str):
-            try:
-                return [int(part) for part in v.split("-")]
-            except ValueError:
-                raise ValueError(f"expected a list of layer sizes or a string like '64-32', got {v!r}") from None
-        return v
+        return layer_sizes(v)
 
     @property
     def widths(self) -> str:
@@ -347,6 +352,38 @@ class DeepSVDDConfig(_Layered):
         return f"deep_svdd {self.widths} r{self.rep_dim}"
 
 
+class NeuTraLConfig(_Layered):
+    """NeuTraL AD (Qiu et al., ICML 2021), self-supervised: K learnable transformations of a row
+    and an encoder trained so that each transformed view stays close to the row's own embedding
+    and apart from the other views (the deterministic contrastive loss, DCL); a row's score is its
+    DCL. No feature scores (the score settings do not apply); the latent space is the embedding."""
+
+    implementation: ClassVar[str] = "kddad.models.neutral:NeuTraL"
+
+    name: Literal["neutral"] = Field(description="NeuTraL AD: learnable transformations, contrastive loss.")
+    transforms: Annotated[int, Field(ge=2)] = Field(11, description="Learnable transformations K.")
+    transform_type: Literal["mul", "residual"] = Field(
+        "mul", description="mul: x · sigmoid(T(x)), a learned soft mask; residual: x + T(x)."
+    )
+    transform_hidden: list[PosInt] = Field([64], description="Hidden widths of each transformation (no bias).")
+    hidden: list[PosInt] = Field([64, 32], description="Encoder hidden widths (no bias terms); also '64-32'.")
+    rep_dim: PosInt = Field(32, description="Dimensions of the embedding the views are compared in.")
+    temperature: Annotated[float, Field(gt=0)] = Field(0.1, description="DCL's temperature of cosine similarity.")
+    activation: Literal["relu", "leaky_relu", "elu", "gelu"] = Field("relu", description="Hidden activation.")
+    lr: Annotated[float, Field(gt=0)] = Field(0.001, description="Adam's learning rate.")
+    batch_size: PosInt = Field(512, description="Training rows per step.")
+
+    @field_validator("transform_hidden", mode="before")
+    @classmethod
+    def _transform_sizes(cls, v: Any) -> Any:
+        return layer_sizes(v)
+
+    @property
+    def architecture(self) -> str:
+        """e.g. 'neutral 64-32 r32 k11 mul'."""
+        return f"neutral {self.widths} r{self.rep_dim} k{self.transforms} {self.transform_type}"
+
+
 def _count_or_fraction(v: float, expected: str, one_is_fraction: bool = False) -> int | float:
     """A whole number ≥ 1 is a count (returned as int); a value in (0, 1) is a fraction."""
     if 0 < v < 1 or (one_is_fraction and v == 1):
@@ -403,7 +440,7 @@ class PCAConfig(_Strict):
 
 
 #: Every model kind's config class; ``model.name`` picks one. A new kind adds its class here.
-MODEL_CONFIGS = (NetworkConfig, DeepSVDDConfig, IForestConfig, PCAConfig)
+MODEL_CONFIGS = (NetworkConfig, DeepSVDDConfig, NeuTraLConfig, IForestConfig, PCAConfig)
 ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="name")]  # noqa: UP007 (a tuple of classes)
 MODEL_ADAPTER: TypeAdapter = TypeAdapter(ModelConfig)
 #: The values of ``model.name``, e.g. ("ae", "vae", "deep_svdd", "iforest", "pca")
@@ -413,8 +450,8 @@ MODEL_KINDS: tuple[str, ...] = tuple(k for c in MODEL_CONFIGS for k in get_args(
 class ScoreConfig(_Strict):
     """How a reconstruction becomes an outlier score (IsolationForest has its own).
 
-    ``name`` and ``min_var`` shape the trained network (a likelihood score trains a variance head
-    with that floor); the keys marked scoring-only change how a trained model scores and nothing
+    ``name``, ``min_var`` and ``min_var_share`` shape the trained network (a likelihood score
+    trains a variance head with that floor); the keys marked scoring-only change how a trained model scores and nothing
     it learnt, so the threshold and evaluate stages apply them without retraining.
     """
 
@@ -430,6 +467,12 @@ class ScoreConfig(_Strict):
         json_schema_extra=SCORING_ONLY,
     )
     min_var: Annotated[float, Field(gt=0)] = Field(1e-3, description="likelihood: the decoder variance's floor.")
+    min_var_share: Annotated[float, Field(ge=0)] = Field(
+        0.0,
+        description="likelihood: a floor per feature, this share of the feature's variance in the normal "
+        "training rows (at least min_var; 0: min_var alone). No feature whose normal values barely vary "
+        "can then outweigh the rest, while one constant in normal traffic keeps min_var.",
+    )
 
     @classmethod
     def scoring_only(cls) -> tuple[str, ...]:
