@@ -105,6 +105,27 @@ def test_likelihood_score_of_a_network_with_known_weights():
     assert np.allclose(feat, want, rtol=1e-5) and np.allclose(inst, want.sum(1), rtol=1e-5)
 
 
+def test_a_floor_per_feature_follows_the_training_rows_variance(data, tmp_path):
+    """min_var_share: the variance head's floor is that share of each feature's training variance,
+    min_var where a feature is constant; it is trained with, saved and loaded with the weights."""
+    _, X, X_val, batch, *_ = data
+    X = X.copy()
+    X[:, 0] = 0.25  # a feature constant in the training rows
+    score = {"name": "likelihood", "min_var": 0.01, "min_var_share": 0.5, "samples": 4}
+    det = Detector(SMALL["vae"], score, QUICK, seed=0).fit(X, X_val)
+    floor = det.model_.network.decoder.floor.numpy()
+    want = np.maximum(0.5 * X.astype(np.float64).var(0), 0.01)
+    assert np.allclose(floor, want, rtol=1e-5) and floor[0] == np.float32(0.01) and (floor[1:] > 0.1).all()
+    with torch.no_grad():
+        out = det.model_.network(torch.from_numpy(batch), samples=2)
+    assert (out.var >= torch.from_numpy(floor) - 1e-7).all()
+    loaded = Detector.load(det.save(tmp_path / "det"))
+    np.testing.assert_array_equal(loaded.model_.network.decoder.floor.numpy(), floor)
+    np.testing.assert_array_equal(loaded.score(batch)[0], det.score(batch)[0])
+    plain = Detector(SMALL["vae"], {**score, "min_var_share": 0.0}, QUICK, seed=0).fit(X, X_val)
+    assert not hasattr(plain.model_.network.decoder, "floor")  # min_var alone: no buffer, as before
+
+
 def test_mse_instance_score_is_the_mean_of_the_top_features():
     x = torch.zeros(1, 4)
     mean = torch.tensor([[[1.0, 2.0, 0.0, 3.0]], [[1.0, 0.0, 0.0, 1.0]]])  # 2 samples

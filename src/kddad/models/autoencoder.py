@@ -46,6 +46,9 @@ class Autoencoder(NeuralModel):
     def build(self, n_features: int) -> ReconstructionNetwork:
         return build_network(n_features, self.cfg, DecoderHead.for_score(self.score_cfg))
 
+    def prepare(self, X: torch.Tensor) -> None:
+        self.network.decoder.set_floor(X)
+
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         m = self.cfg
         return reconstruction_loss(self.network, x, likelihood=self.likelihood, beta=m.beta, recon_std=m.recon_std)

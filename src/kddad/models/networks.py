@@ -1,7 +1,8 @@
 """Plain torch networks of the ``ae`` and ``vae`` kinds, built from one :class:`NetworkConfig`.
 
 The decoder outputs a mean per feature and, for the likelihood score, a variance bounded below
-by ``min_var`` (so the likelihood cannot run away by shrinking the variance to zero). Both kinds
+by ``min_var`` (so the likelihood cannot run away by shrinking the variance to zero), or by a
+floor per feature in proportion to its variance in the training rows. Both kinds
 share the encoder body and the decoder; only the step from the body to the latent code differs.
 """
 
@@ -36,15 +37,17 @@ def mlp(
 
 
 class DecoderHead(NamedTuple):
-    """What the decoder outputs besides the mean: a variance (``gaussian``) floored at ``min_var``."""
+    """What the decoder outputs besides the mean: a variance (``gaussian``) above a floor, ``min_var``
+    or, with ``min_var_share``, a floor per feature set from the training rows (:meth:`Decoder.set_floor`)."""
 
     gaussian: bool = False
     min_var: float = 1e-3
+    min_var_share: float = 0.0
 
     @classmethod
     def for_score(cls, score: ScoreConfig) -> DecoderHead:
         """The likelihood score needs a learned variance; the mse score a mean only."""
-        return cls(gaussian=score.name == "likelihood", min_var=score.min_var)
+        return cls(gaussian=score.name == "likelihood", min_var=score.min_var, min_var_share=score.min_var_share)
 
 
 class Reconstruction(NamedTuple):
@@ -67,7 +70,15 @@ class Decoder(nn.Module):
         self.mean = nn.Linear(widths[-1], n_features)
         self.var = nn.Linear(widths[-1], n_features) if head.gaussian else None
         self.sigmoid = cfg.output_activation == "sigmoid"
-        self.min_var = head.min_var
+        self.min_var, self.min_var_share = head.min_var, head.min_var_share
+        if head.gaussian and head.min_var_share:  # saved with the weights
+            self.register_buffer("floor", torch.full((n_features,), head.min_var))
+
+    @torch.no_grad()
+    def set_floor(self, X: torch.Tensor) -> None:
+        """The per-feature floor: ``min_var_share`` × each feature's variance in ``X``, at least ``min_var``."""
+        if hasattr(self, "floor"):
+            self.floor.copy_((X.double().var(0, correction=0) * self.min_var_share).clamp(min=self.min_var).float())
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         shape = z.shape[:-1]
@@ -75,7 +86,7 @@ class Decoder(nn.Module):
         mean = self.mean(h)
         if self.sigmoid:
             mean = torch.sigmoid(mean)
-        var = None if self.var is None else self.min_var + F.softplus(self.var(h))
+        var = None if self.var is None else getattr(self, "floor", self.min_var) + F.softplus(self.var(h))
         return mean.reshape(*shape, -1), None if var is None else var.reshape(*shape, -1)
 
 
