@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test test-fast lint params clean
+.PHONY: setup run test test-fast lint params peers clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,13 @@ test-fast: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The peer detectors of bench/peers.py (PyOD, DeepOD) beside ours, on the default split, 3 seeds.
+# DeepOD's metadata pins a torch this project cannot run on; its code runs on ours: --no-deps.
+peers: setup
+	$(BIN)/python -m pip install -q -e ".[dev,peers]"
+	$(BIN)/python -m pip install -q --no-deps "deepod==0.4.1"
+	$(BIN)/python bench/peers.py
 
 # Regenerate params.yaml as the default composition of conf/ (exactly what `dvc exp run` writes),
 # and docs/configuration.md from the schema.
