@@ -78,7 +78,7 @@ class Decoder(nn.Module):
     def set_floor(self, X: torch.Tensor) -> None:
         """The per-feature floor: ``min_var_share`` × each feature's variance in ``X``, at least ``min_var``."""
         if hasattr(self, "floor"):
-            self.floor.copy_((X.double().var(0, correction=0) * self.min_var_share).clamp(min=self.min_var).float())
+            self.floor.copy_((X.var(0, correction=0) * self.min_var_share).clamp(min=self.min_var))
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         shape = z.shape[:-1]
