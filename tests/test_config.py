@@ -54,6 +54,19 @@ def test_experiment_presets_set_the_reference_protocols():
     assert (tut.model.hidden, tut.model.latent, tut.threshold.method) == ([64, 32], 4, "fpr")
 
 
+@pytest.mark.parametrize(
+    "preset, inlier, share, epochs",
+    [("neutral_kddcup", "attack", 32.9, 10), ("neutral_kddrev", "normal", 33.33, 30)],
+)
+def test_literature_presets_run_goads_test_set_with_neutral_ad(preset, inlier, share, epochs):
+    """GOAD's test set (every anomaly row, the threshold at their share) and the authors' settings."""
+    cfg = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", [f"experiment={preset}"])))
+    assert (cfg.split.protocol, cfg.split.inlier, cfg.split.test_anomalies) == ("dagmm", inlier, "all")
+    assert cfg.split.threshold.perc_outlier == share and cfg.trainer.max_epochs == epochs
+    assert (cfg.model.name, cfg.model.hidden, cfg.model.transform_hidden) == ("neutral", [64] * 4, [100])
+    assert (cfg.model.lr, cfg.model.batch_size, cfg.model.transforms) == (0.0005, 1000, 11)
+
+
 def _default() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
