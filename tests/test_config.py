@@ -54,6 +54,15 @@ def test_experiment_presets_set_the_reference_protocols():
     assert (tut.model.hidden, tut.model.latent, tut.threshold.method) == ([64, 32], 4, "fpr")
 
 
+def test_nslkdd_preset_is_the_official_protocol_with_the_pool_chosen_detector():
+    """NSL-KDD's test_file protocol, variance_floor's settings, a threshold on val normals."""
+    cfg = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["experiment=nslkdd"])))
+    floor = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["experiment=variance_floor"])))
+    assert (cfg.dataset.name, cfg.split.protocol) == ("nslkdd", "test_file")
+    assert (cfg.scaling, cfg.score, cfg.model) == (floor.scaling, floor.score, floor.model)
+    assert (cfg.threshold.method, cfg.threshold.fpr) == ("fpr", 0.05)
+
+
 @pytest.mark.parametrize(
     "preset, inlier, share, epochs",
     [("neutral_kddcup", "attack", 32.9, 10), ("neutral_kddrev", "normal", 33.33, 30)],
