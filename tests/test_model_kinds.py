@@ -6,6 +6,7 @@ graphed step with FakeGraph is checked beside the VAE's in tests/test_training.p
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
@@ -191,3 +192,106 @@ def test_the_neutral_preset_is_the_schema_default():
     preset = MODEL_ADAPTER.validate_python(yaml.safe_load(NEUTRAL_PRESET.read_text()))
     assert preset == NeuTraLConfig(name="neutral")
     assert preset.architecture == "neutral 64-32 r32 k11 mul"
+
+
+# -- fusion: members of other kinds, their scores summed as tail surprises ---------------------
+FUSION = {"name": "fusion", "members": {"vae": {"name": "vae", "hidden": [32, 16], "latent": 4}, "neutral": NEUTRAL}}
+
+
+def test_a_surprise_counts_the_validation_rows_at_least_as_high_then_follows_the_fitted_tail():
+    from kddad.models.fusion import Calibration
+
+    ref = np.arange(1.0, 1001.0)  # validation scores 1 … 1000
+    cal = Calibration.fit(ref[::-1], tail=0.99)
+    assert cal.reference == sorted(cal.reference) and cal.tail_start == pytest.approx(990.01)
+    # below the tail: -log10((rows scoring at least as high + 1) / (rows + 1))
+    np.testing.assert_allclose(cal.surprise(np.array([0.0, 1.0, 500.0])), -np.log10(np.array([1001, 1001, 502]) / 1001))
+    # beyond it: the exponential tail of the validation excesses over the 99% quantile (mean 5.0)
+    far = cal.surprise(np.array([2000.0, 3000.0]))
+    assert far[1] - far[0] == pytest.approx(1000 / (cal.tail_scale * np.log(10)))
+    grid = np.linspace(-10, 5000, 20_001)
+    assert (np.diff(cal.surprise(grid)) >= 0).all(), "a higher member score is never less surprising"
+
+
+@pytest.fixture(scope="module")
+def fusion(data) -> Detector:
+    X, X_val, *_ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Detector(FUSION, trainer={**QUICK, "max_epochs": 6}, seed=0).fit(X, X_val)
+
+
+def test_fusion_sums_each_members_surprise_among_the_validation_normals(data, fusion):
+    _, X_val, batch, y = data
+    members = fusion.model_.members_
+    assert list(members) == ["vae", "neutral"] and not fusion.has_feature_scores and not fusion.has_latent
+    assert len(fusion.history) == 12 and [h["epoch"] for h in fusion.history] == list(range(12))
+    expected = np.zeros(len(batch))
+    for member in members.values():
+        val = np.sort(member.score(X_val)[0].astype(np.float64))
+        s = member.score(batch)[0].astype(np.float64)
+        counted = -np.log10((len(val) - np.searchsorted(val, s, side="left") + 1) / (len(val) + 1))
+        below = s <= np.quantile(val, 0.99)
+        expected[below] += counted[below]
+        expected[~below] += np.nan  # the fitted tail: checked against the calibration below
+    got = fusion.score(batch)[0]
+    np.testing.assert_allclose(got[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-6)
+    assert roc_auc_score(y, got) > 0.95
+    assert roc_auc_score(y, got) >= min(roc_auc_score(y, m.score(batch)[0]) for m in members.values())
+
+
+def test_fusion_scoring_settings_reach_its_members(fusion):
+    fusion.set_score(samples=3)
+    try:
+        assert fusion.model_.members_["vae"].score_cfg.samples == 3
+    finally:
+        fusion.set_score(samples=ScoreConfig().samples)
+
+
+def test_fusion_saves_and_loads_to_identical_scores(tmp_path, data, fusion):
+    *_, batch, _ = data
+    folder = fusion.save(tmp_path / "det")
+    assert {p.relative_to(folder).as_posix() for p in folder.rglob("*.pt")} == {
+        "members/vae/network.pt",
+        "members/neutral/network.pt",
+    }
+    np.testing.assert_array_equal(Detector.load(folder).score(batch)[0], fusion.score(batch)[0])
+    calibration = folder / "fusion.json"
+    saved = json.loads(calibration.read_text())
+    saved["members"].pop("neutral")
+    calibration.write_text(json.dumps(saved))
+    with pytest.raises(DetectorError, match=r"fusion\.json: calibrates members \['vae'\], .* \['neutral', 'vae'\]"):
+        Detector.load(folder)
+    saved["members"]["neutral"] = {**saved["members"]["vae"], "tail_scale": -1.0}
+    calibration.write_text(json.dumps(saved))
+    bad_scale = r"fusion\.json: not a valid calibration: key 'members\.neutral\.tail_scale'"
+    with pytest.raises(DetectorError, match=bad_scale):
+        Detector.load(folder)
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({"vae": FUSION["members"]["vae"]}, "expected at least two members"),
+        ({"Bad/label": NEUTRAL, "vae": FUSION["members"]["vae"]}, "member labels are folder names"),
+        ({"inner": FUSION, "vae": FUSION["members"]["vae"]}, "does not match any of the expected tags"),
+    ],
+)
+def test_a_fusion_of_one_member_another_fusion_or_a_path_label_is_refused(members, message):
+    with pytest.raises(ValueError, match=message):
+        MODEL_ADAPTER.validate_python({"name": "fusion", "members": members})
+
+
+def test_the_fusion_preset_holds_the_vae_and_neutral_presets():
+    from kddad import config
+
+    cfg = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], ["model=fusion"])))
+    default = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], [])))
+    assert cfg.model.members == {"vae": default.model, "neutral": MODEL_ADAPTER.validate_python({"name": "neutral"})}
+    assert cfg.model.architecture == "fusion vae 64-32 z8 + neutral 64-32 r32 k11 mul"
+    preset = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], ["experiment=fusion"])))
+    kdd = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], ["experiment=neutral_kddcup"])))
+    floor = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], ["experiment=variance_floor"])))
+    assert (preset.scaling, preset.score, preset.model.members["vae"]) == (floor.scaling, floor.score, floor.model)
+    # the NeuTraL AD member at its authors' KDD network (as experiment=neutral_kddcup has it)
+    assert preset.model.members["neutral"] == kdd.model

@@ -439,8 +439,46 @@ class PCAConfig(_Strict):
         return _count_or_fraction(v, "a count of components (1, 2, …) or a fraction of variance in (0, 1)")
 
 
+#: The kinds a fusion can hold: every kind but the fusion itself
+MEMBER_CONFIGS = (NetworkConfig, DeepSVDDConfig, NeuTraLConfig, IForestConfig, PCAConfig)
+MemberConfig = Annotated[Union[MEMBER_CONFIGS], Field(discriminator="name")]  # noqa: UP007 (a tuple of classes)
+
+
+class FusionConfig(_Strict):
+    """Score fusion: member models of any other kind, each fitted on the same normal rows, and a
+    row's score the sum of its surprise under each member, -log10 of the share of validation
+    normals the member scores at least as high (beyond the ``tail`` quantile, an exponential tail
+    fitted to the validation scores above it). Members whose scores live on different scales count
+    alike, and a row far out under one member stays far out. No feature scores or latent space."""
+
+    implementation: ClassVar[str] = "kddad.models.fusion:Fusion"
+
+    name: Literal["fusion"] = Field(description="Score fusion of member models of other kinds.")
+    members: dict[str, MemberConfig] = Field(
+        description="The members by label (e.g. vae, neutral), each a model config of its own kind."
+    )
+    tail: Annotated[float, Field(gt=0.5, lt=1)] = Field(
+        0.99, description="Validation quantile above which a member's tail is fitted as exponential."
+    )
+
+    @field_validator("members")
+    @classmethod
+    def _labels(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(v) < 2:
+            raise ValueError(f"expected at least two members, got {len(v)}")
+        bad = [k for k in v if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", k)]
+        if bad:
+            raise ValueError(f"member labels are folder names: expected [a-z][a-z0-9_]*, got {bad}")
+        return v
+
+    @property
+    def architecture(self) -> str:
+        """e.g. 'fusion vae 64-32 z8 + neutral 64-32 r32 k11 mul'."""
+        return "fusion " + " + ".join(m.architecture for m in self.members.values())
+
+
 #: Every model kind's config class; ``model.name`` picks one. A new kind adds its class here.
-MODEL_CONFIGS = (NetworkConfig, DeepSVDDConfig, NeuTraLConfig, IForestConfig, PCAConfig)
+MODEL_CONFIGS = (*MEMBER_CONFIGS, FusionConfig)
 ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="name")]  # noqa: UP007 (a tuple of classes)
 MODEL_ADAPTER: TypeAdapter = TypeAdapter(ModelConfig)
 #: The values of ``model.name``, e.g. ("ae", "vae", "deep_svdd", "iforest", "pca")
