@@ -43,10 +43,10 @@ def data(kdd):
     return enc.transform(normal.iloc[:3000]), enc.transform(normal.iloc[3000:4000]), batch, y
 
 
-def _fit(X: np.ndarray, X_val: np.ndarray, **trainer) -> Detector:
+def _fit(X: np.ndarray, X_val: np.ndarray, model: dict = SVDD, **trainer) -> Detector:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Detector(SVDD, trainer={**QUICK, **trainer}, seed=0).fit(X, X_val)
+        return Detector(model, trainer={**QUICK, **trainer}, seed=0).fit(X, X_val)
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +150,7 @@ def _naive_dcl(net, x: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def neutral(data) -> Detector:
     X, X_val, *_ = data
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Detector(NEUTRAL, trainer={**QUICK, "max_epochs": 12}, seed=0).fit(X, X_val)
+    return _fit(X, X_val, NEUTRAL, max_epochs=12)
 
 
 @pytest.mark.parametrize("kind", ["mul", "residual"])
@@ -216,9 +214,7 @@ def test_a_surprise_counts_the_validation_rows_at_least_as_high_then_follows_the
 @pytest.fixture(scope="module")
 def fusion(data) -> Detector:
     X, X_val, *_ = data
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Detector(FUSION, trainer={**QUICK, "max_epochs": 6}, seed=0).fit(X, X_val)
+    return _fit(X, X_val, FUSION, max_epochs=6)
 
 
 def test_fusion_sums_each_members_surprise_among_the_validation_normals(data, fusion):

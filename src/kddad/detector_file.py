@@ -34,7 +34,7 @@ from kddad.errors import DataError, DetectorError
 from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_dir, write_json
 from kddad.models.base import Model
-from kddad.saved import Strict, Text, format_version, invalid, read_description
+from kddad.saved import Strict, Text, format_version, invalid, read_validated
 
 DESCRIPTION, ENCODER = "detector.json", "encoder"
 FORMAT = 1
@@ -141,11 +141,9 @@ def load(path: str | Path) -> Saved:
     """Read and validate ``detector.json`` and the encoder, refusing an encoder of another width."""
     path = Path(path)
     file = path / DESCRIPTION
-    meta = read_description(file, "a detector description (detector.json)", DetectorError)
-    try:
-        desc = DetectorFile.model_validate(meta)
-    except ValidationError as err:
-        raise DetectorError(invalid(err, file, DetectorFile, "not a valid detector")) from None
+    desc = read_validated(
+        file, DetectorFile, "a detector description (detector.json)", "not a valid detector", DetectorError
+    )
     encoder = None
     if (path / ENCODER).is_dir():
         try:

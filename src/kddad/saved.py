@@ -10,7 +10,7 @@ import re
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,8 @@ def _printable(max_len: int) -> Callable[[str], str]:
 Text = Annotated[str, Field(strict=True), AfterValidator(_printable(4096))]
 #: A short name (a category value): printable, ≤ 256 characters.
 Name = Annotated[str, Field(strict=True), AfterValidator(_printable(256))]
+#: a saved description's pydantic class
+M = TypeVar("M", bound=BaseModel)
 
 
 class Strict(BaseModel):
@@ -170,3 +172,13 @@ def format_version(expected: int) -> Callable[[int], int]:
         return v
 
     return check
+
+
+def read_validated(file: Path, root: type[M], what: str, invalid_as: str, error: type[Exception]) -> M:
+    """A saved JSON object read as :func:`read_description` does and validated whole as ``root``;
+    a refusal is ``error`` of one line naming ``file`` and the key (:func:`invalid`, ``invalid_as``)."""
+    meta = read_description(file, what, error)
+    try:
+        return root.model_validate(meta)
+    except ValidationError as err:
+        raise error(invalid(err, file, root, invalid_as)) from None

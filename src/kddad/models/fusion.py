@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from kddad.config.schema import ScoreConfig
 from kddad.errors import KddadError
 from kddad.io import write_json
 from kddad.models.base import History, Model, log_history, model_class
-from kddad.saved import Strict, invalid, read_description
+from kddad.saved import Strict, read_validated
 
 CALIBRATION = "fusion.json"
 MEMBERS = "members"
@@ -134,11 +134,9 @@ class Fusion(Model):
     def load(self, folder: Path, n_features: int) -> Fusion:
         """Refuses a calibration file that does not cover exactly the configured members."""
         file = folder / CALIBRATION
-        meta = read_description(file, "a fusion's calibration (fusion.json)", KddadError)
-        try:
-            found = CalibrationFile.model_validate(meta)
-        except ValidationError as err:
-            raise KddadError(invalid(err, file, CalibrationFile, "not a valid calibration")) from None
+        found = read_validated(
+            file, CalibrationFile, "a fusion's calibration (fusion.json)", "not a valid calibration", KddadError
+        )
         if set(found.members) != set(self.members_):
             raise KddadError(
                 f"{file}: calibrates members {sorted(found.members)}, the detector description sets out "
