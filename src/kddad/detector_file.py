@@ -34,7 +34,7 @@ from kddad.errors import DataError, DetectorError
 from kddad.features.encoder import FeatureEncoder
 from kddad.io import atomic_dir, write_json
 from kddad.models.base import Model
-from kddad.saved import Strict, Text, format_version, invalid, read_validated
+from kddad.saved import Finite, Strict, Text, format_version, invalid, read_validated
 
 DESCRIPTION, ENCODER = "detector.json", "encoder"
 FORMAT = 1
@@ -42,7 +42,6 @@ FORMAT = 1
 
 Count = Annotated[int, Field(strict=True, ge=0)]
 Number = Annotated[float, Field(strict=True)]
-Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 #: the split protocols of the config schema (``split.protocol``)
 SplitProtocol = SplitConfig.model_fields["protocol"].annotation
 

@@ -37,6 +37,8 @@ def _printable(max_len: int) -> Callable[[str], str]:
 Text = Annotated[str, Field(strict=True), AfterValidator(_printable(4096))]
 #: A short name (a category value): printable, ≤ 256 characters.
 Name = Annotated[str, Field(strict=True), AfterValidator(_printable(256))]
+#: A saved number that must be finite (a threshold, a score)
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 #: a saved description's pydantic class
 M = TypeVar("M", bound=BaseModel)
 

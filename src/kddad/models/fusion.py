@@ -23,13 +23,11 @@ from kddad.config.schema import ScoreConfig
 from kddad.errors import KddadError
 from kddad.io import write_json
 from kddad.models.base import History, Model, log_history, model_class
-from kddad.saved import Strict, read_validated
+from kddad.saved import Finite, Strict, read_validated
 
 CALIBRATION = "fusion.json"
 MEMBERS = "members"
 LN10 = float(np.log(10))
-
-Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class Calibration(Strict):
