@@ -23,8 +23,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from kddad.config import TrackingConfig
-from kddad.entry import user_errors
-from kddad.errors import TrackingError
+from kddad.entry import signals_interrupt, user_errors
+from kddad.errors import Interrupted, TrackingError
 from kddad.models.training import CHECKPOINT_PREFIX
 from kddad.tracking import CLIENT_BOUNDS, OWNER_TAG, Tracker
 
@@ -236,3 +236,24 @@ def test_user_errors_turns_a_signal_into_cleanup_and_an_exit_code(signum, code, 
         f"interrupted by {signal.Signals(signum).name}"
     ]
     assert {s: signal.getsignal(s) for s in before} == before  # the previous handlers are back
+
+
+def test_a_signal_waits_for_a_local_store_call_and_leaves_the_store_unlocked(tmp_path):
+    tracker = Tracker(TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}"), root=tmp_path)
+    run_id = tracker.client.create_run(tracker.experiment_id()).info.run_id
+    finished: list[str] = []
+
+    def write() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # the handler has run by now: undeferred, it would raise here
+        tracker.client.log_param(run_id, "written", "after the signal")
+        finished.append("write")
+
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        with signals_interrupt():
+            tracker.call(write)
+            finished.append("after the call")
+    assert finished == ["write"]
+    tracker.call(tracker.client.set_terminated, run_id, "KILLED")  # no lock left behind
+    run = MlflowClient(tracker.uri).get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.params == {"written": "after the signal"}

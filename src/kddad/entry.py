@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kddad import config
-from kddad.errors import Interrupted, KddadError
+from kddad.errors import Interrupted, KddadError, defer_interrupt
 from kddad.io import cannot_write, write_failure
 
 log = logging.getLogger("kddad")
@@ -42,7 +42,8 @@ def signals_interrupt() -> Iterator[None]:
         if fired:
             return
         fired.append(signum)
-        raise Interrupted(signum)
+        if not defer_interrupt(signum):  # raised when the deferring block (a store write) ends
+            raise Interrupted(signum)
 
     previous = {signum: signal.signal(signum, handler) for signum in ENDING_SIGNALS}
     try:

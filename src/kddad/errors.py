@@ -1,5 +1,10 @@
 """Errors users see: each names the file, row or key at fault and what was expected."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class KddadError(Exception):
     """Base for every error the pipeline reports to a user without a traceback."""
@@ -39,3 +44,34 @@ class Interrupted(BaseException):
 
         self.signum = signum
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+#: Signals that arrived inside :func:`interrupts_deferred` (its depth first, then their numbers).
+_deferred: list[int] = [0]
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """An :class:`Interrupted` that a signal would raise inside the block is raised when it ends.
+
+    For work a signal must not cut in half: a write to a local SQLite store stopped mid-commit
+    keeps its lock, and the run could then never be marked KILLED. The signal handler asks
+    :func:`defer_interrupt` first.
+    """
+    _deferred[0] += 1
+    try:
+        yield
+    finally:
+        _deferred[0] -= 1
+        if _deferred[0] == 0 and len(_deferred) > 1:
+            signum = _deferred[1]
+            del _deferred[1:]
+            raise Interrupted(signum)  # also over the block's own error: the signal ends the process
+
+
+def defer_interrupt(signum: int) -> bool:
+    """Hold ``signum`` until the outermost :func:`interrupts_deferred` block ends, if one is open."""
+    if _deferred[0] == 0:
+        return False
+    _deferred.append(signum)
+    return True

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kddad.config import Config, TrackingConfig
-from kddad.errors import Interrupted, TrackingError
+from kddad.errors import Interrupted, TrackingError, interrupts_deferred
 from kddad.paths import project_root
 
 log = logging.getLogger(__name__)
@@ -232,13 +232,17 @@ class Tracker:
     def call(self, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)``, a call to the tracking store, within a deadline.
 
-        Local stores are called directly. With a server, the call runs in a worker thread and is
+        Local stores are called directly, a signal's :class:`~kddad.errors.Interrupted` held until
+        the call returns. With a server, the call runs in a worker thread and is
         waited for at most ``deadline`` seconds (default: ``KDDAD_TRACKING_DEADLINE``, 30); an
         unanswered call (refused, reset, timed out) marks the tracker lost and raises one
         :class:`TrackingError` naming the URI, and every later call raises it at once. A signal
         interrupts the wait. An answer that refuses the call (an MLflow error) passes through.
         """
-        if not self.remote or getattr(_in_call, "active", False):
+        if not self.remote:
+            with interrupts_deferred():  # a commit cut by a signal would keep the store locked
+                return fn(*args, **kwargs)
+        if getattr(_in_call, "active", False):
             return fn(*args, **kwargs)
         if self.lost:
             raise TrackingError(self.lost)
