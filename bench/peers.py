@@ -69,10 +69,11 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import torch
-from _data import prepared
+from _data import composed, prepared
 
 from kddad.config import Config
 from kddad.data.split import ATTACKS, THRESHOLD_ATTACKS
+from kddad.errors import KddadError
 from kddad.evaluation import category_metrics, detection_metrics
 from kddad.evaluation.views import Scorer, View, beside, scored
 from kddad.paths import Paths
@@ -447,6 +448,11 @@ def main() -> None:
         raise SystemExit(f"--epochs: no epochs to set for {sorted(unknown)}; these train: {', '.join(EPOCHS)}")
     kddad = KDDAD_DEFAULT if not args.kddad else {k: v.split() for k, v in _pairs(args.kddad, "--kddad").items()}
     split_overrides = args.split_overrides.split()
+    for name, overrides in kddad.items():  # a bad override fails now, not after the rows before it
+        try:
+            composed([*split_overrides, *overrides])
+        except KddadError as err:
+            ap.error(f"--kddad {name}: {err}")
 
     logging.basicConfig(level=logging.ERROR)
     for name in ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning"):

@@ -236,6 +236,16 @@ def test_fusion_sums_each_members_surprise_among_the_validation_normals(data, fu
     assert roc_auc_score(y, got) >= min(roc_auc_score(y, m.score(batch)[0]) for m in members.values())
 
 
+def test_a_member_trains_to_its_own_epoch_cap(data):
+    X, X_val, *_ = data
+    det = _fit(X, X_val, {**FUSION, "member_epochs": {"neutral": 2}}, max_epochs=4)
+    caps = {label: m.trainer.max_epochs for label, m in det.model_.members_.items()}
+    assert caps == {"vae": 4, "neutral": 2} and len(det.history) == 4 + 2  # each trained to its cap
+    refused = r"member_epochs names \['nn'\], not members; the members are \['neutral', 'vae'\]"
+    with pytest.raises(ValueError, match=refused):
+        MODEL_ADAPTER.validate_python({**FUSION, "member_epochs": {"nn": 2}})
+
+
 def test_fusion_scoring_settings_reach_its_members(fusion):
     fusion.set_score(samples=3)
     try:

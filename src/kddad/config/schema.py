@@ -460,6 +460,11 @@ class FusionConfig(_Strict):
     tail: Annotated[float, Field(gt=0.5, lt=1)] = Field(
         0.99, description="Validation quantile above which a member's tail is fitted as exponential."
     )
+    member_epochs: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description="The most epochs of a member, by label, where it is not trainer.max_epochs: a "
+        "member that learns fast need not take the others' time.",
+    )
 
     @field_validator("members")
     @classmethod
@@ -470,6 +475,12 @@ class FusionConfig(_Strict):
         if bad:
             raise ValueError(f"member labels are folder names: expected [a-z][a-z0-9_]*, got {bad}")
         return v
+
+    @model_validator(mode="after")
+    def _epochs_of_members(self) -> FusionConfig:
+        if unknown := sorted(set(self.member_epochs) - set(self.members)):
+            raise ValueError(f"member_epochs names {unknown}, not members; the members are {sorted(self.members)}")
+        return self
 
     @property
     def architecture(self) -> str:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from kddad.config.schema import ScoreConfig
+from kddad.config.schema import ScoreConfig, TrainerConfig
 from kddad.errors import KddadError
 from kddad.io import write_json
 from kddad.models.base import History, Model, log_history, model_class
@@ -79,10 +79,15 @@ class Fusion(Model):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.members_: dict[str, Model] = {
-            label: model_class(m)(m, self._score, self.trainer, self.early_stopping, self.seed)
+            label: model_class(m)(m, self._score, self._trainer_of(label), self.early_stopping, self.seed)
             for label, m in self.cfg.members.items()
         }
         self.calibration: dict[str, Calibration] = {}
+
+    def _trainer_of(self, label: str) -> TrainerConfig:
+        """The trainer settings, with the member's own epoch cap where ``member_epochs`` sets one."""
+        epochs = self.cfg.member_epochs.get(label)
+        return self.trainer if epochs is None else self.trainer.model_copy(update={"max_epochs": epochs})
 
     # the detector changes scoring settings on the model it holds: they reach every member
     @property
