@@ -55,11 +55,13 @@ def test_experiment_presets_set_the_reference_protocols():
 
 
 def test_nslkdd_preset_is_the_official_protocol_with_the_pool_chosen_detector():
-    """NSL-KDD's test_file protocol, variance_floor's settings, a threshold on val normals."""
+    """NSL-KDD's test_file protocol, variance_floor's settings beside NeuTraL AD, a threshold on val normals."""
     cfg = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["experiment=nslkdd"])))
     floor = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["experiment=variance_floor"])))
+    neutral = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["model=neutral"])))
     assert (cfg.dataset.name, cfg.split.protocol) == ("nslkdd", "test_file")
-    assert (cfg.scaling, cfg.score, cfg.model) == (floor.scaling, floor.score, floor.model)
+    assert (cfg.scaling, cfg.score) == (floor.scaling, floor.score)
+    assert cfg.model.members == {"vae": floor.model, "neutral": neutral.model}
     assert (cfg.threshold.method, cfg.threshold.fpr) == ("fpr", 0.05)
 
 
