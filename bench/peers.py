@@ -336,13 +336,12 @@ TIMES = ("fit_s", "rows_s")
 
 
 def cell(values: list[float], digits: int) -> str:
-    """mean ± std over seeds; "—" where the split has no such rows."""
+    """mean ± std over seeds (the value alone from one seed); "—" where the split has no such rows."""
     v = np.asarray(values, dtype=float)
     if np.isnan(v).all():
         return "—"
-    if digits == 0:
-        return f"{np.mean(v):,.0f} ± {np.std(v):,.0f}"
-    return f"{np.mean(v):.{digits}f} ± {np.std(v):.{digits}f}"
+    fmt = ",.0f" if digits == 0 else f".{digits}f"
+    return f"{np.mean(v):{fmt}}" if len(v) == 1 else f"{np.mean(v):{fmt}} ± {np.std(v):{fmt}}"
 
 
 def cells(runs: list[dict[str, float]]) -> list[str]:
