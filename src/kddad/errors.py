@@ -46,8 +46,11 @@ class Interrupted(BaseException):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
-#: Signals that arrived inside :func:`interrupts_deferred` (its depth first, then their numbers).
-_deferred: list[int] = [0]
+class _Deferral:
+    """The open :func:`interrupts_deferred` blocks, and the first signal held by them."""
+
+    depth = 0
+    held: int | None = None
 
 
 @contextmanager
@@ -58,20 +61,20 @@ def interrupts_deferred() -> Iterator[None]:
     keeps its lock, and the run could then never be marked KILLED. The signal handler asks
     :func:`defer_interrupt` first.
     """
-    _deferred[0] += 1
+    _Deferral.depth += 1
     try:
         yield
     finally:
-        _deferred[0] -= 1
-        if _deferred[0] == 0 and len(_deferred) > 1:
-            signum = _deferred[1]
-            del _deferred[1:]
+        _Deferral.depth -= 1
+        if _Deferral.depth == 0 and _Deferral.held is not None:
+            signum, _Deferral.held = _Deferral.held, None
             raise Interrupted(signum)  # also over the block's own error: the signal ends the process
 
 
 def defer_interrupt(signum: int) -> bool:
     """Hold ``signum`` until the outermost :func:`interrupts_deferred` block ends, if one is open."""
-    if _deferred[0] == 0:
+    if _Deferral.depth == 0:
         return False
-    _deferred.append(signum)
+    if _Deferral.held is None:
+        _Deferral.held = signum
     return True
