@@ -4,8 +4,9 @@ Every detector, peer or kddad, is fitted on the same encoded training rows of on
 data stages' cached output for ``--split-overrides``) and scored through the same view and metric
 code as the evaluate stage (``kddad.evaluation``): a peer is wrapped in an adapter with kddad's
 ``score(X) -> (scores, None)``. The threshold is the pipeline's own rule for every detector: the
-percentile ``100 - perc_outlier`` of the threshold batch's scores (or, with
-``threshold.method=fpr``, the quantile of the validation normals' scores); F1 is at it.
+percentile ``100 - perc_outlier`` of the threshold batch's scores (with ``threshold.method=f1``
+the cut with the batch's best F1, with ``fpr`` the quantile of the validation normals' scores);
+F1 is at it.
 
 Columns, mean ± std over ``--seeds`` (model initialisation and training; the split is fixed):
 
@@ -79,6 +80,7 @@ from kddad.evaluation.views import Scorer, View, beside, scored
 from kddad.paths import Paths
 from kddad.stages.data import load_split
 from kddad.stages.model import load_features, train
+from kddad.thresholds import best_f1_cut
 
 INSTALL = "pip install -e '.[peers]' && pip install --no-deps deepod==0.4.1 (or make peers)"
 if any(importlib.util.find_spec(m) is None for m in ("pyod", "deepod")):
@@ -265,12 +267,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def threshold_of(cfg: Config, batch_scores: np.ndarray, val_scores: np.ndarray | None) -> float:
+def threshold_of(cfg: Config, batch: View, val_scores: np.ndarray | None) -> float:
     """The threshold stage's rule (``kddad.stages.model.threshold``), for any detector's scores."""
     t = cfg.threshold
     if t.method == "percentile":
         perc = t.perc_outlier if t.perc_outlier is not None else cfg.split.threshold.perc_outlier
-        return float(np.percentile(batch_scores, 100 - perc))
+        return float(np.percentile(batch.scores, 100 - perc))
+    if t.method == "f1":
+        return best_f1_cut(batch.scores, batch.y)
     return float(np.quantile(val_scores, 1 - t.fpr))
 
 
@@ -291,7 +295,7 @@ def measure(det: Scorer, data: dict[str, Split], cfg: Config) -> dict[str, float
     scores = [batch.scores, pool.scores, test.scores, heldout.scores, *([] if val is None else [val])]
     if not all(np.isfinite(s).all() for s in scores):
         return {**out, "nonfinite": 1.0}
-    cut = threshold_of(cfg, batch.scores, val)
+    cut = threshold_of(cfg, batch, val)
     t = detection_metrics(test.y, test.scores, cut)
     cats = category_metrics(heldout.y, heldout.scores, cut, heldout.category)
     out.update(

@@ -153,6 +153,22 @@ def test_threshold_at_a_false_positive_rate_uses_normal_rows_only(data, fitted):
     assert det.predict(X_val).is_outlier.mean() == pytest.approx(0.02, abs=0.002)
 
 
+def test_f1_threshold_has_the_best_f1_any_cut_gives_the_batch(data, fitted):
+    from sklearn.metrics import f1_score
+
+    *_, batch, y, _ = data
+    det = fitted["vae", "likelihood"]
+    scores, _ = det.score(batch)
+    t = det.infer_threshold_f1(batch, y)
+    best = f1_score(y, scores > t)
+    every_cut = [f1_score(y, scores > c) for c in np.unique(scores)]
+    assert best == pytest.approx(max(every_cut)) and best > f1_score(y, scores > np.percentile(scores, 90))
+    assert not np.isin(t, scores)  # between two scores, not on one
+    assert det.threshold_info == {"method": "f1", "rows": len(batch)}
+    with pytest.raises(DetectorError, match="threshold.method=f1: .*got 0 outliers of 1800"):
+        det.infer_threshold_f1(batch[:1800], y[:1800])
+
+
 @pytest.mark.parametrize("model, score", [("ae", "mse"), ("vae", "mse"), ("vae", "likelihood")])
 def test_save_load_gives_identical_scores(data, fitted, tmp_path, model, score):
     enc, *_, batch, _, normal = data

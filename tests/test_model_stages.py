@@ -46,6 +46,20 @@ def test_fpr_threshold_on_validation_normals(prepared):
     assert info["flagged"] == pytest.approx(0.01 * n_val, abs=2)
 
 
+def test_f1_threshold_on_the_labelled_batch(prepared):
+    cfg, paths = prepared
+    train(cfg, paths)
+    info = threshold(with_keys(cfg, threshold={"method": "f1"}), paths)
+    X, y = np.load(paths.features / "threshold.npy"), np.load(paths.features / "threshold_y.npy")
+    scores, _ = Detector.load(paths.detector).score(X)
+    flagged = scores > info["threshold"]
+    assert info["method"] == "f1" and info["on"] == "data/features/threshold.npy"
+    assert info["flagged"] == flagged.sum() and info["flagged_outliers"] == (flagged & (y == 1)).sum()
+    f1 = 2 * info["flagged_outliers"] / (info["flagged"] + y.sum())
+    at_percentile = 2 * (flagged_p := scores > np.percentile(scores, 95))[y == 1].sum() / (flagged_p.sum() + y.sum())
+    assert f1 >= at_percentile
+
+
 def test_threshold_refuses_a_detector_trained_for_another_score(prepared):
     from kddad.errors import DataError
 

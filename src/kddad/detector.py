@@ -35,6 +35,7 @@ from kddad.errors import DetectorError, KddadError
 from kddad.explain import top_features
 from kddad.features.encoder import ColumnGroup, FeatureEncoder
 from kddad.models.base import Model, model_class
+from kddad.thresholds import best_f1_cut
 
 __all__ = ["Detector", "DetectorError", "Prediction", "finite_threshold", "read_threshold"]
 
@@ -244,9 +245,31 @@ class Detector:
         self.threshold_info = {"method": "fpr", "fpr": fpr, "rows": len(scores)}
         return self.threshold
 
+    def infer_threshold_f1(
+        self, X: np.ndarray | pd.DataFrame, is_outlier: np.ndarray, *, scores: np.ndarray | None = None
+    ) -> float:
+        """Threshold with the best F1 on a labelled batch: the cut the batch's own labels favour,
+        where a fixed percentile flags the batch's outlier share whatever the scores' overlap.
+
+        The cut lies halfway between the lowest flagged score and the highest one below it, so a
+        row scored as the batch's lowest flagged row is flagged too (``score > threshold``).
+        """
+        y = np.asarray(is_outlier).astype(bool)
+        scores = self.score(X)[0] if scores is None else scores
+        if len(y) != len(scores):
+            raise DetectorError(f"is_outlier: expected one label per row ({len(scores)}), got {len(y)}")
+        if not y.any() or y.all():
+            raise DetectorError(
+                "threshold.method=f1: the labelled batch needs normal and outlier rows "
+                f"(split.threshold.perc_outlier > 0), got {int(y.sum())} outliers of {len(y)}"
+            )
+        self.threshold = best_f1_cut(scores, y)
+        self.threshold_info = {"method": "f1", "rows": len(scores)}
+        return self.threshold
+
     def predict(self, X: np.ndarray | pd.DataFrame) -> Prediction:
         if self.threshold is None:
-            raise DetectorError("no threshold: call infer_threshold() or infer_threshold_fpr() first")
+            raise DetectorError("no threshold: call an infer_threshold*() method first (percentile, fpr or f1)")
         inst, feat = self.score(X)
         return Prediction(inst, feat, (inst > self.threshold).astype(np.int8), self.threshold)
 

@@ -67,7 +67,7 @@ class DataInfo(Strict):
 class ThresholdInfo(Strict):
     """How the threshold was set (``infer_threshold*``, or a threshold stage's file)."""
 
-    method: Literal["percentile", "fpr"] | None = None
+    method: Literal["percentile", "f1", "fpr"] | None = None
     perc_outlier: Annotated[float, Field(strict=True, ge=0, lt=100)] | None = None
     fpr: Annotated[float, Field(strict=True, gt=0, lt=1)] | None = None
     rows: Count | None = None

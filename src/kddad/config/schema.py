@@ -535,11 +535,10 @@ class ScoreConfig(_Strict):
 class ThresholdConfig(_Strict):
     """Where the outlier threshold is set."""
 
-    method: Literal["percentile", "fpr"] = Field(
+    method: Literal["percentile", "f1", "fpr"] = Field(
         "percentile",
-        description="percentile: of the labelled threshold "
-        "batch's scores; fpr: a target "
-        "false-positive rate on val normals.",
+        description="percentile: of the labelled threshold batch's scores; f1: the cut with the "
+        "best F1 on the threshold batch's labels; fpr: a target false-positive rate on val normals.",
     )
     perc_outlier: Percent | None = Field(
         None,

@@ -110,16 +110,19 @@ def trained_detector(cfg: Config, paths: Paths) -> Detector:
 
 
 def threshold(cfg: Config, paths: Paths = Paths()) -> dict:
-    """Set the threshold: a percentile of the labelled threshold batch, or a target FPR on val normals."""
+    """Set the threshold: a percentile of the labelled threshold batch, the cut with its best F1, or a
+    target FPR on val normals."""
     tracker = Tracker(cfg.tracking).connect()
     det = trained_detector(cfg, paths)
     t = cfg.threshold
-    split = "threshold" if t.method == "percentile" else "val"
+    split = "val" if t.method == "fpr" else "threshold"
     X, y = load_features(split, paths)
     scores, _ = det.score(X)
     if t.method == "percentile":
         perc = t.perc_outlier if t.perc_outlier is not None else cfg.split.threshold.perc_outlier
         value = det.infer_threshold(X, perc, scores=scores)
+    elif t.method == "f1":
+        value = det.infer_threshold_f1(X, y, scores=scores)
     else:
         value = det.infer_threshold_fpr(X, t.fpr, scores=scores)
     flagged = scores > value
