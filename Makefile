@@ -34,12 +34,14 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The peer detectors of bench/peers.py (PyOD, DeepOD) beside ours, on the default split, 3 seeds.
+# The peer detectors of bench/peers.py (PyOD, DeepOD) beside ours, on the default split, 3 seeds
+# (hours on a laptop's CPU: pick with e.g. PEERS_ARGS="--seeds 0 --peers PCA IForest").
 # DeepOD's metadata pins a torch this project cannot run on; its code runs on ours: --no-deps.
+PEERS_ARGS ?=
 peers: setup
 	$(BIN)/python -m pip install -q -e ".[dev,peers]"
 	$(BIN)/python -m pip install -q --no-deps "deepod==0.4.1"
-	$(BIN)/python bench/peers.py
+	$(BIN)/python bench/peers.py $(PEERS_ARGS)
 
 # Regenerate params.yaml as the default composition of conf/ (exactly what `dvc exp run` writes),
 # and docs/configuration.md from the schema.
