@@ -42,9 +42,15 @@ row by row in Python); PyOD's networks score at their training batch size (32).
 A ``--kddad`` row whose overrides change the data stages (features, scaling, split) is trained
 and scored on its own arrays, marked in the notes under the table.
 
+``--save FILE`` appends each finished (detector, seed) to a JSON-lines file, and takes from it
+the ones already there for the same split, overrides or peer, epochs and device: a run of hours
+resumes where it stopped, and more seeds add only the new ones. Each record names the machine it
+ran on; rows with seeds from another run are noted under the table, since their fit seconds and
+rows/s were measured then.
+
 Usage: python bench/peers.py [--seeds 0 1 2] [--split-overrides "split=dagmm split.test_anomalies=all"]
                              [--peers NAME ...] [--kddad "NAME=OVERRIDES"]... [--epochs NAME=N ...]
-                             [--device cpu] [--markdown]
+                             [--device cpu] [--markdown] [--save runs.jsonl]
 """
 
 # ruff: noqa: E402 (PyOD and DeepOD are imported once they are known to be installed)
@@ -53,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import os
 import platform
@@ -64,6 +71,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -368,6 +376,42 @@ def table(rows: dict[str, list[dict[str, float]]], markdown: bool) -> list[str]:
     return ["  ".join(f.format(c) for f, c in zip(fmt, r)) for r in [head, *body]]
 
 
+class Saved:
+    """Finished (detector, seed) measurements in a JSON-lines file (``--save``), keyed by what ran."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.done: dict[tuple[str, int], dict[str, float]] = {}
+        self.reused: dict[str, int] = {}
+        if path is None or not path.is_file():
+            return
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                rec = json.loads(line)
+                self.done[rec["key"], int(rec["seed"])] = {k: float(v) for k, v in rec["result"].items()}
+            except (ValueError, TypeError, KeyError, AttributeError) as err:
+                raise KddadError(
+                    f"{path}:{i}: expected a record of bench/peers.py --save (key, seed, result), "
+                    f"got {line[:80]!r} ({type(err).__name__})"
+                ) from None
+
+    def get(self, key: str, row: str, seed: int) -> dict[str, float] | None:
+        r = self.done.get((key, seed))
+        if r is not None:
+            self.reused[row] = self.reused.get(row, 0) + 1
+        return r
+
+    def add(self, key: str, row: str, seed: int, result: dict[str, float]) -> None:
+        if self.path is None:
+            return
+        rec = {"key": key, "row": row, "seed": seed, "machine": MACHINE, "result": result}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+
+
+MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
 def _progress(name: str, seed: int, r: dict[str, float]) -> None:
     print(
         f"{name} seed {seed}: fit {r['fit_s']:.1f} s, scoring {r['rows_s']:,.0f} rows/s, "
@@ -386,6 +430,7 @@ def run_kddad(
     data: dict[str, Split],
     rows: dict[str, list[dict[str, float]]],
     notes: list[str],
+    saved: Saved,
 ) -> None:
     """One kddad configuration over the seeds, into ``rows`` (as it goes: an interrupted run keeps them)."""
     cfg, own_paths = prepared([*split_overrides, *overrides, "tracking.enabled=false"])
@@ -393,9 +438,14 @@ def run_kddad(
     if own is not data:
         notes.append(f"{name}: its overrides change the data stages; trained and scored on its own arrays")
     notes.append(f"{name}: overrides {' '.join(overrides) or '(none)'}")
+    key = json.dumps({"split": split_overrides, "kddad": overrides})
     for seed in seeds:
+        if (r := saved.get(key, name, seed)) is not None:
+            rows.setdefault(name, []).append(r)
+            continue
         det, fit_s = fit_kddad(cfg, own_paths, seed)
         rows.setdefault(name, []).append({**measure(det, own, cfg), "fit_s": fit_s})
+        saved.add(key, name, seed, rows[name][-1])
         _progress(name, seed, rows[name][-1])
         del det
 
@@ -409,18 +459,25 @@ def run_peer(
     data: dict[str, Split],
     rows: dict[str, list[dict[str, float]]],
     notes: list[str],
+    saved: Saved,
+    split_overrides: list[str],
 ) -> None:
     """One peer over the seeds, into ``rows``; a peer that fails is named under the table, the others go on."""
     label = f"{PEER_LIBRARY[name]} {name}"
     if name in EPOCHS:
         notes.append(f"{label}: epochs {epochs}")
+    key = json.dumps({"split": split_overrides, "peer": name, "epochs": epochs, "device": device})
     for seed in seeds:
+        if (r := saved.get(key, label, seed)) is not None:
+            rows.setdefault(label, []).append(r)
+            continue
         try:
             det, fit_s = fit_peer(name, seed, epochs, device, data["train"].X)
             rows.setdefault(label, []).append({**measure(det, data, cfg), "fit_s": fit_s})
         except Exception as e:  # a peer's own fault: recorded, and the benchmark goes on
             notes.append(f"{label}: failed at seed {seed}: {type(e).__name__}: {e}")
             return
+        saved.add(key, label, seed, rows[label][-1])
         _progress(label, seed, rows[label][-1])
         del det
     if bad := [s for s, r in zip(seeds, rows[label]) if r.get("nonfinite")]:
@@ -445,7 +502,12 @@ def main() -> None:
     ap.add_argument("--epochs", nargs="+", default=[], metavar="NAME=N", help=f"of {', '.join(EPOCHS)}")
     ap.add_argument("--device", default="cpu", help="torch device of the peers (kddad: trainer.accelerator)")
     ap.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown")
+    ap.add_argument("--save", type=Path, metavar="FILE", help="JSON lines of finished (detector, seed): resumes")
     args = ap.parse_args()
+    try:
+        saved = Saved(args.save)
+    except KddadError as err:
+        ap.error(str(err))
     epochs = {**EPOCHS, **{k: int(v) for k, v in _pairs(args.epochs, "--epochs").items()}}
     if unknown := set(epochs) - set(EPOCHS):
         raise SystemExit(f"--epochs: no epochs to set for {sorted(unknown)}; these train: {', '.join(EPOCHS)}")
@@ -461,7 +523,7 @@ def main() -> None:
     for name in ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    print(f"machine: {MACHINE}, torch threads {torch.get_num_threads()}")
     print(f"split overrides: {' '.join(split_overrides) or '(none)'}")
     print(f"seeds: {args.seeds}; peers on device {args.device}")
     print(f"versions: pyod {pyod.__version__}, deepod {version('deepod')}, torch {torch.__version__}")
@@ -479,9 +541,9 @@ def main() -> None:
     notes: list[str] = []
     try:
         for name, overrides in kddad.items():
-            run_kddad(name, split_overrides, overrides, args.seeds, paths, data, rows, notes)
+            run_kddad(name, split_overrides, overrides, args.seeds, paths, data, rows, notes, saved)
         for name in args.peers:
-            run_peer(name, args.seeds, epochs.get(name, 0), args.device, cfg, data, rows, notes)
+            run_peer(name, args.seeds, epochs.get(name, 0), args.device, cfg, data, rows, notes, saved, split_overrides)
     except KeyboardInterrupt:
         notes.append("interrupted: the table holds the detectors and seeds finished before")
     print()
@@ -492,6 +554,8 @@ def main() -> None:
     )
     for note in notes:
         print(f"  {note}")
+    for row, n in saved.reused.items():
+        print(f"  {row}: {n} seed(s) from {args.save} (fit s and rows/s as measured then)")
 
 
 if __name__ == "__main__":
