@@ -283,3 +283,13 @@ def test_dvc_params_follow_the_score_split():
     assert score_keys("train") == keys - scoring
     assert score_keys("threshold") == keys
     assert score_keys("evaluate") == scoring
+
+
+def test_an_f1_threshold_on_a_protocol_whose_threshold_batch_is_the_test_set_is_refused():
+    def composed(*overrides: str):
+        return config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", list(overrides))))
+
+    assert composed("threshold=f1").threshold.method == "f1"
+    with pytest.raises(ConfigError, match="threshold.method=f1 with split.protocol=dagmm: .*test labels"):
+        composed("split=dagmm", "threshold=f1")
+    assert composed("split=dagmm", "threshold=fpr").threshold.method == "fpr"

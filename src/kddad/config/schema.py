@@ -635,6 +635,16 @@ class Config(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _f1_threshold_off_the_test_labels(self) -> Config:
+        if self.threshold.method == "f1" and self.split.protocol == "dagmm":
+            raise ValueError(
+                "threshold.method=f1 with split.protocol=dagmm: that protocol's threshold batch is the test "
+                "set, so the cut would be set by the test labels; use threshold=percentile (the papers' "
+                "anomaly share) or threshold=fpr"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _log1p_on_features(self) -> Config:
         log1p = self.scaling.log1p
         if isinstance(log1p, list):
