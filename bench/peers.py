@@ -1,7 +1,9 @@
 """Peer detectors from PyOD and DeepOD beside kddad's own, on the arrays the pipeline evaluates.
 
-Every detector, peer or kddad, is fitted on the same encoded training rows of one split (the
-data stages' cached output for ``--split-overrides``) and scored through the same view and metric
+Every detector, peer or kddad, is fitted on the same training rows of one split (the data
+stages' cached output for ``--split-overrides``; ``--peer-overrides`` changes the peers' encoding
+alone, e.g. ``scaling=standard``, and a kddad row that encodes otherwise fits on its own arrays of
+the same rows) and scored through the same view and metric
 code as the evaluate stage (``kddad.evaluation``): a peer is wrapped in an adapter with kddad's
 ``score(X) -> (scores, None)``. The threshold is the pipeline's own rule for every detector: the
 percentile ``100 - perc_outlier`` of the threshold batch's scores (with ``threshold.method=f1``
@@ -43,12 +45,14 @@ A ``--kddad`` row whose overrides change the data stages (features, scaling, spl
 and scored on its own arrays, marked in the notes under the table.
 
 ``--save FILE`` appends each finished (detector, seed) to a JSON-lines file, and takes from it
-the ones already there for the same split, overrides or peer, epochs and device: a run of hours
+the ones already there for the same composed config (a kddad row), or the same data, threshold
+rule, peer, epochs and device: a run of hours
 resumes where it stopped, and more seeds add only the new ones. Each record names the machine it
 ran on; rows with seeds from another run are noted under the table, since their fit seconds and
 rows/s were measured then.
 
 Usage: python bench/peers.py [--seeds 0 1 2] [--split-overrides "split=dagmm split.test_anomalies=all"]
+                             [--peer-overrides "scaling=standard"]
                              [--peers NAME ...] [--kddad "NAME=OVERRIDES"]... [--epochs NAME=N ...]
                              [--device cpu] [--markdown] [--save runs.jsonl]
 """
@@ -412,6 +416,16 @@ class Saved:
 MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
+def run_key(cfg: Config, **what: object) -> str:
+    """What a saved measurement stands for: the composed config a kddad row trains, or the data a
+    peer fits on and the threshold rule, so that
+    a changed default or encoding never reuses a measurement of another."""
+    groups = ("dataset", "split", "features", "scaling", "threshold")
+    mine = {"tracking", "seed", "download"}  # how a run is logged, seeded and fetched: not what it measures
+    dump = cfg.model_dump(exclude=mine) if what.get("kddad") else cfg.model_dump(include=set(groups))
+    return json.dumps({**what, "config": dump}, sort_keys=True)
+
+
 def _progress(name: str, seed: int, r: dict[str, float]) -> None:
     print(
         f"{name} seed {seed}: fit {r['fit_s']:.1f} s, scoring {r['rows_s']:,.0f} rows/s, "
@@ -438,7 +452,7 @@ def run_kddad(
     if own is not data:
         notes.append(f"{name}: its overrides change the data stages; trained and scored on its own arrays")
     notes.append(f"{name}: overrides {' '.join(overrides) or '(none)'}")
-    key = json.dumps({"split": split_overrides, "kddad": overrides})
+    key = run_key(cfg, kddad=True)
     for seed in seeds:
         if (r := saved.get(key, name, seed)) is not None:
             rows.setdefault(name, []).append(r)
@@ -466,7 +480,7 @@ def run_peer(
     label = f"{PEER_LIBRARY[name]} {name}"
     if name in EPOCHS:
         notes.append(f"{label}: epochs {epochs}")
-    key = json.dumps({"split": split_overrides, "peer": name, "epochs": epochs, "device": device})
+    key = run_key(cfg, peer=name, epochs=epochs, device=device)
     for seed in seeds:
         if (r := saved.get(key, label, seed)) is not None:
             rows.setdefault(label, []).append(r)
@@ -496,6 +510,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--split-overrides", default="", help='overrides of the data, e.g. "split=dagmm"')
     ap.add_argument(
+        "--peer-overrides",
+        default="",
+        help='overrides of the peers\' encoding only, after --split-overrides, e.g. "scaling=standard"',
+    )
+    ap.add_argument(
         "--peers", nargs="*", default=DEFAULT_PEERS, choices=list(PEERS), metavar="NAME", help=f"of {', '.join(PEERS)}"
     )
     ap.add_argument("--kddad", action="append", metavar="NAME=OVERRIDES", help='e.g. "quick=trainer.max_epochs=2"')
@@ -524,11 +543,17 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"machine: {MACHINE}, torch threads {torch.get_num_threads()}")
+    peer_overrides = args.peer_overrides.split()
     print(f"split overrides: {' '.join(split_overrides) or '(none)'}")
+    print(f"peer overrides: {' '.join(peer_overrides) or '(none)'}")
     print(f"seeds: {args.seeds}; peers on device {args.device}")
     print(f"versions: pyod {pyod.__version__}, deepod {version('deepod')}, torch {torch.__version__}")
 
-    cfg, paths = prepared([*split_overrides, "tracking.enabled=false"])
+    try:
+        composed([*split_overrides, *peer_overrides])
+    except KddadError as err:
+        ap.error(f"--peer-overrides: {err}")
+    cfg, paths = prepared([*split_overrides, *peer_overrides, "tracking.enabled=false"])
     data = load(paths)
     X = data["train"].X
     print(

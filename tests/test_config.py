@@ -36,8 +36,8 @@ def test_every_option_of_every_group_composes_and_validates():
                 extra = ["dataset=nslkdd"]
             text = config.compose_yaml(ROOT / "conf", [f"{group.name}={option.stem}", *extra])
             cfg = config.validate(yaml.safe_load(text))
-            if group.name == "hparams_search":  # touches Hydra's sweeper only, never the params DVC reads
-                assert text == (ROOT / "params.yaml").read_text()
+            if group.name == "hparams_search":  # the VAE alone and Hydra's sweeper; no other param DVC reads
+                assert text == config.compose_yaml(ROOT / "conf", ["model=vae"])
             elif group.name == "debug":  # a global preset: quick training and scoring
                 assert (cfg.trainer.max_epochs, cfg.score.samples) == (2, 2)
             elif group.name != "experiment":
@@ -133,7 +133,8 @@ def test_grouping_on_columns_outside_the_features_is_refused():
 def test_default_config_is_valid_and_typed(cfg):
     assert cfg.split.protocol == "grouped"
     assert cfg.features.name == "all41" and len(cfg.features.columns) == 41
-    assert cfg.score.name == "likelihood" and cfg.model.name == "vae"
+    assert cfg.score.name == "likelihood" and cfg.model.name == "fusion"
+    assert {k: m.name for k, m in cfg.model.members.items()} == {"vae": "vae", "neutral": "neutral"}
     assert len(cfg.split.group_columns) == 18  # grouped on the alibi18 columns whatever the features
 
 
@@ -264,7 +265,13 @@ def test_a_library_detector_is_the_pipelines_by_default(cfg):
     """Only the architecture given: the detector `dvc repro` trains (lr, batch, score, trainer, stopping, seed)."""
     from kddad.detector import Detector
 
-    det = Detector(model={"name": cfg.model.name, "hidden": cfg.model.hidden, "latent": cfg.model.latent})
+    vae, neutral = cfg.model.members["vae"], cfg.model.members["neutral"]
+    network = ("hidden", "transform_hidden", "lr", "batch_size")  # NeuTraL AD's KDD network is not its default
+    members = {
+        "vae": {"name": "vae", "hidden": vae.hidden, "latent": vae.latent},
+        "neutral": {"name": "neutral", **{k: getattr(neutral, k) for k in network}},
+    }
+    det = Detector(model={"name": "fusion", "members": members})
     assert det.model == cfg.model and det.score_cfg == cfg.score
     assert (det.trainer, det.early_stopping, det.seed) == (cfg.trainer, cfg.early_stopping, cfg.seed)
 
@@ -293,3 +300,22 @@ def test_an_f1_threshold_on_a_protocol_whose_threshold_batch_is_the_test_set_is_
     with pytest.raises(ConfigError, match="threshold.method=f1 with split.protocol=dagmm: .*test labels"):
         composed("split=dagmm", "threshold=f1")
     assert composed("split=dagmm", "threshold=fpr").threshold.method == "fpr"
+
+
+def test_the_default_is_the_floored_vae_beside_neutral_ad_at_its_kdd_network(cfg):
+    """The pool-chosen default: both members at their options, the log1p scaling and the variance floor."""
+
+    def composed(*overrides: str):
+        return config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", list(overrides))))
+
+    default = composed()
+    assert default.model.members == {"vae": composed("model=vae").model, "neutral": composed("model=neutral_kdd").model}
+    assert composed("experiment=variance_floor").model == default.model.members["vae"]
+    assert (default.scaling.log1p, default.score.min_var_share, default.threshold.method) == (
+        "sizes_and_content",
+        0.5,
+        "percentile",
+    )
+    # the published-table presets keep the scaling they were measured with
+    for preset in ("neutral_kddcup", "neutral_kddrev", "alibi_vae_kddcup"):
+        assert composed(f"experiment={preset}").scaling.log1p is False

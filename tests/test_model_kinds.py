@@ -220,7 +220,7 @@ def fusion(data) -> Detector:
 def test_fusion_sums_each_members_surprise_among_the_validation_normals(data, fusion):
     _, X_val, batch, y = data
     members = fusion.model_.members_
-    assert list(members) == ["vae", "neutral"] and not fusion.has_feature_scores and not fusion.has_latent
+    assert list(members) == ["vae", "neutral"]
     assert len(fusion.history) == 12 and [h["epoch"] for h in fusion.history] == list(range(12))
     expected = np.zeros(len(batch))
     for member in members.values():
@@ -234,6 +234,21 @@ def test_fusion_sums_each_members_surprise_among_the_validation_normals(data, fu
     np.testing.assert_allclose(got[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-6)
     assert roc_auc_score(y, got) > 0.95
     assert roc_auc_score(y, got) >= min(roc_auc_score(y, m.score(batch)[0]) for m in members.values())
+
+
+def test_fusion_explains_through_its_first_member_with_feature_scores(data, fusion):
+    """The VAE member's feature scores and latent codes: a fused score is no sum over features."""
+    _, _, batch, _ = data
+    vae = fusion.model_.members_["vae"]
+    assert fusion.has_feature_scores and fusion.has_latent
+    torch.manual_seed(0)
+    got = fusion.score(batch)[1]
+    torch.manual_seed(0)
+    np.testing.assert_array_equal(got, vae.score(batch)[1])
+    np.testing.assert_array_equal(fusion.latent(batch[:50]), vae.latent(batch[:50]))
+    assert fusion.explain(batch[:20], k=3).shape == (20, 6)
+    alone = Detector({"name": "fusion", "members": {"neutral": NEUTRAL, "forest": {"name": "iforest"}}})
+    assert not alone.has_feature_scores and alone.has_latent  # NeuTraL AD's encoder codes
 
 
 def test_a_member_trains_to_its_own_epoch_cap(data):
@@ -288,16 +303,15 @@ def test_a_fusion_of_one_member_another_fusion_or_a_path_label_is_refused(member
         MODEL_ADAPTER.validate_python({"name": "fusion", "members": members})
 
 
-def test_the_fusion_preset_holds_the_vae_and_neutral_presets():
+def test_the_default_fusion_holds_the_vae_preset_and_neutral_ad_at_its_kdd_network():
     from kddad import config
 
-    cfg = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], ["model=fusion"])))
-    default = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], [])))
-    assert cfg.model.members == {"vae": default.model, "neutral": MODEL_ADAPTER.validate_python({"name": "neutral"})}
-    assert cfg.model.architecture == "fusion vae 64-32 z8 + neutral 64-32 r32 k11 mul"
-    preset = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], ["experiment=fusion"])))
-    kdd = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], ["experiment=neutral_kddcup"])))
-    floor = config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], ["experiment=variance_floor"])))
-    assert (preset.scaling, preset.score, preset.model.members["vae"]) == (floor.scaling, floor.score, floor.model)
-    # the NeuTraL AD member at its authors' KDD network (as experiment=neutral_kddcup has it)
-    assert preset.model.members["neutral"] == kdd.model
+    def composed(*overrides: str):
+        return config.validate(yaml.safe_load(config.compose_yaml(PRESET.parents[1], list(overrides))))
+
+    cfg = composed()
+    assert cfg.model == composed("model=fusion").model
+    assert cfg.model.members == {"vae": composed("model=vae").model, "neutral": composed("model=neutral_kdd").model}
+    assert cfg.model.architecture == "fusion vae 64-32 z8 + neutral 64-64-64-64 r32 k11 mul"
+    # the NeuTraL AD member as experiment=neutral_kddcup has it
+    assert cfg.model.members["neutral"] == composed("experiment=neutral_kddcup").model

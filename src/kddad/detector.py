@@ -123,11 +123,11 @@ class Detector:
 
     @property
     def has_feature_scores(self) -> bool:
-        return model_class(self.model).has_feature_scores
+        return model_class(self.model).feature_scores_of(self.model)
 
     @property
     def has_latent(self) -> bool:
-        return model_class(self.model).has_latent
+        return model_class(self.model).latent_of(self.model)
 
     # -- data -------------------------------------------------------------------------------
     def _array(self, X: np.ndarray | pd.DataFrame, what: str = "X") -> np.ndarray:
@@ -170,7 +170,7 @@ class Detector:
         X_val = self._array(X_val, "X_val")
         self.threshold, self.threshold_info = None, {}  # a refit invalidates any threshold
         model = self._new_model()
-        if not model.has_feature_scores:
+        if not self.has_feature_scores:
             log.info(
                 "%s scores with its own anomaly score: the score settings (%s) do not apply",
                 self.model.name,
@@ -178,7 +178,7 @@ class Detector:
             )
         self.history = model.fit(X, X_val, logger=logger, callbacks=callbacks)
         self.model_ = model
-        if model.has_feature_scores:
+        if self.has_feature_scores:
             self.feature_reference = np.median(self.score(X_val)[1], axis=0).astype(np.float32)
         return self
 

@@ -260,7 +260,7 @@ class ScalingConfig(_Strict):
 
     method: Literal["standard", "minmax", "robust", "none"] = Field("standard", description="scikit-learn scaler.")
     log1p: bool | str | list[str] = Field(
-        False,
+        "sizes_and_content",
         description="log(1 + x) first: true, every heavy-tailed count, size and duration; sizes_and_content, "
         "those less the bounded window counts (count, srv_count, dst_host_*count); or a list of columns.",
     )
@@ -517,7 +517,7 @@ class ScoreConfig(_Strict):
     )
     min_var: Annotated[float, Field(gt=0)] = Field(1e-3, description="likelihood: the decoder variance's floor.")
     min_var_share: Annotated[float, Field(ge=0)] = Field(
-        0.0,
+        0.5,
         description="likelihood: a floor per feature, this share of the feature's variance in the normal "
         "training rows (at least min_var; 0: min_var alone). No feature whose normal values barely vary "
         "can then outweigh the rest, while one constant in normal traffic keeps min_var.",

@@ -36,6 +36,16 @@ class Model(ABC):
     #: a latent space (``latent`` returns codes)
     has_latent: bool = True
 
+    @classmethod
+    def feature_scores_of(cls, cfg: Any) -> bool:
+        """Whether a model of config ``cfg`` gives per-feature scores (a fusion: through a member)."""
+        return cls.has_feature_scores
+
+    @classmethod
+    def latent_of(cls, cfg: Any) -> bool:
+        """Whether a model of config ``cfg`` has a latent space."""
+        return cls.has_latent
+
     def __init__(
         self, cfg: Any, score: ScoreConfig, trainer: TrainerConfig, early_stopping: EarlyStoppingConfig, seed: int = 0
     ) -> None:

@@ -71,10 +71,28 @@ class CalibrationFile(Strict):
 
 
 class Fusion(Model):
-    """The members (:attr:`members_`, by label) and their :class:`Calibration`\\ s."""
+    """The members (:attr:`members_`, by label) and their :class:`Calibration`\\ s.
+
+    A fused score is no sum over features, so the per-feature scores and the latent codes are
+    those of the first member that has them (:meth:`explaining`): with the default's VAE, the
+    features that drove its likelihood, the part of the score a feature can account for.
+    """
 
     has_feature_scores = False
     has_latent = False
+
+    @staticmethod
+    def explaining(cfg: Any, capability: str) -> str | None:
+        """The label of the first member with ``capability`` (``feature_scores_of``, ``latent_of``)."""
+        return next((k for k, m in cfg.members.items() if getattr(model_class(m), capability)(m)), None)
+
+    @classmethod
+    def feature_scores_of(cls, cfg: Any) -> bool:
+        return cls.explaining(cfg, "feature_scores_of") is not None
+
+    @classmethod
+    def latent_of(cls, cfg: Any) -> bool:
+        return cls.explaining(cfg, "latent_of") is not None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,10 +136,18 @@ class Fusion(Model):
         }
 
     def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        total = np.zeros(len(X))
+        total, features = np.zeros(len(X)), np.empty((len(X), 0), dtype=np.float32)
+        explaining = self.explaining(self.cfg, "feature_scores_of")
         for label, member in self.members_.items():
-            total += self.calibration[label].surprise(member.score(X)[0])
-        return total, np.empty((len(X), 0), dtype=np.float32)
+            scores, feature_scores = member.score(X)
+            total += self.calibration[label].surprise(scores)
+            if label == explaining:
+                features = feature_scores
+        return total, features
+
+    def latent(self, X: np.ndarray) -> np.ndarray:
+        label = self.explaining(self.cfg, "latent_of")
+        return super().latent(X) if label is None else self.members_[label].latent(X)
 
     def to(self, device: str) -> Fusion:
         for member in self.members_.values():
