@@ -41,7 +41,7 @@ from kddad.thresholds import best_f1_cut
 
 CONFIGS = {
     "default": [],
-    "log1p": ["scaling.log1p=true"],
+    "plain VAE": ["experiment=plain_vae"],
 }
 COLUMNS = ("dos", "probe", "r2l", "u2r", "macro")
 

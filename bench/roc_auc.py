@@ -27,8 +27,8 @@ from kddad.stages.model import load_features, train
 CONFIGS = {
     "alibi18 + VAE + mse": ["features=alibi18", "model=alibi_vae", "score=mse", "scaling=minmax", "model.latent=4"],
     "alibi18 + VAE(latent 2) + mse": ["features=alibi18", "model=alibi_vae", "score=mse", "scaling=minmax"],
-    "all41 + VAE + likelihood": ["features=all41", "model=vae", "score=likelihood"],
-    "all41 + VAE(20-15-7, l2) + likelihood": ["features=all41", "model=alibi_vae", "score=likelihood"],
+    "all41 + VAE + likelihood": ["experiment=plain_vae", "features=all41", "model=vae", "score=likelihood"],
+    "all41 + VAE(20-15-7, l2) + likelihood": ["experiment=plain_vae", "features=all41", "model=alibi_vae"],
 }
 
 

@@ -187,6 +187,11 @@ def test_threshold_and_evaluate_score_on_the_device_training_used(accelerator, d
 def test_nslkdd_selects_its_protocol_and_the_two_go_together():
     cfg = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["dataset=nslkdd"])))
     assert cfg.split.protocol == "test_file" and cfg.dataset.test.raw_name == "KDDTest+.txt"
+    # KDDTest+ is mostly attacks: the threshold comes from the normal validation rows, not the batch
+    assert (cfg.threshold.method, cfg.threshold.fpr) == ("fpr", 0.05)
+    told = yaml.safe_load(config.compose_yaml(ROOT / "conf", ["dataset=nslkdd", "threshold=percentile"]))
+    told = config.validate(told)
+    assert told.threshold.method == "percentile"
     raw = _default()
     raw["split"] = cfg.split.model_dump()  # protocol test_file, without a test file
     with pytest.raises(ConfigError, match="protocol test_file and a test file go together"):

@@ -116,7 +116,7 @@ def test_info_names_model_data_threshold_and_metrics(pipeline):
     path = repo.path
     proc = repo.run(f"{INFO} --json")
     info = json.loads(proc.stdout)
-    assert info["model"]["name"] == "vae" and info["score"]["name"] == "likelihood"
+    assert info["model"]["name"] == "fusion" and info["score"]["name"] == "likelihood"
     assert info["training_data"]["sha256"] == "8045aca0d84e70e622d1148d7df782496f6333bf6eb979a1b0837c42a9fd9561"
     thr = json.loads((path / "models/threshold.json").read_text())["threshold"]
     assert info["threshold"] == pytest.approx(thr)

@@ -449,7 +449,8 @@ class FusionConfig(_Strict):
     row's score the sum of its surprise under each member, -log10 of the share of validation
     normals the member scores at least as high (beyond the ``tail`` quantile, an exponential tail
     fitted to the validation scores above it). Members whose scores live on different scales count
-    alike, and a row far out under one member stays far out. No feature scores or latent space."""
+    alike, and a row far out under one member stays far out. Its feature scores and latent codes
+    are those of its first member that has them."""
 
     implementation: ClassVar[str] = "kddad.models.fusion:Fusion"
 
