@@ -4,7 +4,8 @@ Trains on KDDTrain+_20Percent.txt and tests on all of KDDTest+ (`dataset=nslkdd`
 `split=test_file` and `threshold=fpr` at 5% of the validation normals), through the pipeline's
 own stage functions (train → threshold → evaluate, data stages cached under bench/.cache; no
 MLflow). Prints what the evaluate stage puts in reports/metrics.json: ROC-AUC, F1, accuracy,
-per-category ROC-AUC and recall, and the same on KDDTest-21 (the rows with difficulty < 21). The test set is only reported, never chosen on.
+per-category ROC-AUC and recall, and the same on KDDTest-21 (the rows with difficulty < 21).
+The test set is only reported, never chosen on.
 
 Usage: python bench/nslkdd.py [--seeds 0 1 2] [--overrides "experiment=plain_vae ..."]
 """

@@ -450,7 +450,7 @@ def run_kddad(
     cfg, own_paths = prepared([*split_overrides, *overrides, "tracking.enabled=false"])
     own = data if own_paths.features == paths.features else load(own_paths)
     if own is not data:
-        notes.append(f"{name}: its overrides change the data stages; trained and scored on its own arrays")
+        notes.append(f"{name}: encodes the rows otherwise than the peers; trained and scored on its own arrays")
     notes.append(f"{name}: overrides {' '.join(overrides) or '(none)'}")
     key = run_key(cfg, kddad=True)
     for seed in seeds:
