@@ -24,8 +24,9 @@ def test_repro_runs_every_stage_once(pipeline):
     assert (path / "data/features/test.npy").is_file()
     thr = json.loads((path / "models/threshold.json").read_text())
     assert thr["method"] == "percentile" and thr["rows"] == 10000 and thr["flagged"] == 500
-    assert (path / "models/detector/network.pt").is_file()
-    assert len((path / "reports/train_curve.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert {p.name for p in (path / "models/detector/members").iterdir()} == {"vae", "neutral"}
+    assert (path / "models/detector/members/vae/network.pt").is_file()
+    assert len((path / "reports/train_curve.csv").read_text().splitlines()) == 5  # header + 2 epochs a member
     shown = json.loads(repo.dvc("metrics", "show", "--json").stdout)
     assert "f1" in json.dumps(shown) and "roc_auc" in json.dumps(shown)
     repo.dvc("plots", "show", "-o", "dvc_plots")

@@ -8,6 +8,7 @@ from helpers.config import compose, with_keys
 from helpers.run import run
 
 from kddad import Detector
+from kddad.config import MODEL_ADAPTER
 from kddad.paths import Paths
 from kddad.stages.data import download, encode, split
 from kddad.stages.model import threshold, train
@@ -25,16 +26,18 @@ def prepared(tmp_path_factory, mirror):
 def test_train_then_percentile_threshold(prepared):
     cfg, paths = prepared
     det = train(cfg, paths)
-    assert (paths.detector / "network.pt").is_file() and (paths.detector / "encoder" / "encoder.json").is_file()
+    members = paths.detector / "members"
+    assert (members / "vae" / "network.pt").is_file() and (members / "neutral" / "network.pt").is_file()
+    assert (paths.detector / "encoder" / "encoder.json").is_file()
     curve = (paths.reports / "train_curve.csv").read_text().splitlines()
-    assert curve[0] == "epoch,train_loss,val_loss" and len(curve) == 3
+    assert curve[0] == "epoch,train_loss,val_loss" and len(curve) == 5  # 2 epochs a member
     info = threshold(cfg, paths)
     X = np.load(paths.features / "threshold.npy")
     scores, _ = Detector.load(paths.detector).score(X)
     assert info["threshold"] == pytest.approx(np.percentile(scores, 95))
     assert info["method"] == "percentile" and info["perc_outlier"] == 5 and info["flagged"] == 500
     assert json.loads(paths.threshold.read_text()) == info
-    assert det.history and len(det.history) == 2
+    assert det.history and len(det.history) == 4  # 2 epochs a member
 
 
 def test_fpr_threshold_on_validation_normals(prepared):
@@ -72,9 +75,8 @@ def test_threshold_refuses_a_detector_trained_for_another_score(prepared):
 
 def test_ae_mse_through_the_stages(prepared):
     cfg, paths = prepared
-    c = with_keys(
-        cfg, model={"name": "ae", "hidden": [16, 8], "latent": 3, "output_activation": "linear"}, score={"name": "mse"}
-    )
+    ae = {"name": "ae", "hidden": [16, 8], "latent": 3, "output_activation": "linear"}
+    c = with_keys(cfg, model=MODEL_ADAPTER.validate_python(ae), score={"name": "mse"})
     train(c, paths)
     info = threshold(c, paths)
     assert info["score"]["name"] == "mse" and np.isfinite(info["threshold"])

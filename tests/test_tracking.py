@@ -55,10 +55,10 @@ def test_one_run_spans_the_stages_with_config_metrics_and_artifacts(project):
     assert run.info.status == "FINISHED"
     # the whole composed config as params
     assert run.data.params == {k: str(v) for k, v in flatten(cfg.model_dump()).items()}
-    assert run.data.params["split.test.n"] == "20000" and run.data.params["model.hidden"] == "[64, 32]"
+    assert run.data.params["split.test.n"] == "20000" and run.data.params["model.members.vae.hidden"] == "[64, 32]"
     assert {"dataset", "features", "model", "score"} <= set(run.data.tags)
     assert run.data.tags["features"] == "all41" and run.data.tags["score"] == "likelihood"
-    assert run.data.tags["architecture"] == "vae 64-32 z8"
+    assert run.data.tags["architecture"] == "fusion vae 64-32 z8 + neutral 64-64-64-64 r32 k11 mul"
     # final metrics equal the metrics file; per-epoch losses from training
     metrics = json.loads((paths.reports / "metrics.json").read_text())
     for key in ("f1", "precision", "recall", "roc_auc", "pr_auc"):
@@ -69,7 +69,7 @@ def test_one_run_spans_the_stages_with_config_metrics_and_artifacts(project):
     assert run.data.metrics["heldout_attacks.categories.r2l.recall_at_fpr.0.01"] == pytest.approx(
         r2l["recall_at_fpr"]["0.01"]
     )
-    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
+    assert [len(client.get_metric_history(run.info.run_id, f"{m}.val_loss")) for m in ("vae", "neutral")] == [2, 2]
     assert run.data.metrics["threshold"] == pytest.approx(json.loads(paths.threshold.read_text())["threshold"])
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.json", "threshold.json", "config.yaml", "figures"} <= top
@@ -131,7 +131,7 @@ def test_a_scoring_only_change_forks_a_run_carrying_the_curve(project):
     assert forked != first
     run = client.get_run(forked)
     assert run.data.tags["forked_from"] == first and run.data.params["score.samples"] == "3"
-    assert len(client.get_metric_history(forked, "val_loss")) == 2
+    assert len(client.get_metric_history(forked, "vae.val_loss")) == 2
     assert "f1" in run.data.metrics
     assert client.get_run(first).data.params["score.samples"] == str(cfg.score.samples) != "3"
     # evaluate running again alone (a code change, say) is a new execution: a new run, not an overwrite

@@ -82,7 +82,9 @@ def _model(kind: str, cuda_graph: bool, clip: float | None, epochs: int) -> Neur
     trainer = TrainerConfig(
         accelerator="cpu", max_epochs=epochs, enable_progress_bar=False, gradient_clip_val=clip, cuda_graph=cuda_graph
     )
-    return model_class(cfg)(cfg, ScoreConfig(name="likelihood", min_var=1e-3), trainer, EarlyStoppingConfig(patience=2))
+    return model_class(cfg)(
+        cfg, ScoreConfig(name="likelihood", min_var=1e-3, min_var_share=0.0), trainer, EarlyStoppingConfig(patience=2)
+    )
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:

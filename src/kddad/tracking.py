@@ -34,6 +34,14 @@ from kddad.paths import project_root
 log = logging.getLogger(__name__)
 
 TRACKED_CURVES = ("train_loss", "val_loss", "epoch")
+
+
+def is_curve(key: str) -> bool:
+    """A training curve's metric: ``val_loss``, or a fusion member's own, ``vae.val_loss``."""
+    label, _, name = key.rpartition(".")
+    return name in TRACKED_CURVES and "." not in label
+
+
 #: Tag naming the process that holds a RUNNING run (host:pid:start time), to close orphans.
 OWNER_TAG = "kddad.process"
 #: Without it the MLflow UI infers the experiment's kind and may open it in the GenAI view.
@@ -412,7 +420,8 @@ class Tracker:
 
             curve = [
                 Metric(m.key, m.value, m.timestamp, m.step)
-                for key in TRACKED_CURVES
+                for key in run.data.metrics
+                if is_curve(key)
                 for m in self.client.get_metric_history(run_id, key)
             ]
             if curve:
