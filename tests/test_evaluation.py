@@ -290,4 +290,5 @@ def test_the_figures_are_drawn_from_the_views_and_the_metrics(tmp_path):
         "roc.png",
         "precision_recall.png",
         "instance_scores.png",
+        "score_histogram.png",
     }

@@ -27,6 +27,7 @@ FIGURES = {
     "roc_by_category.png",
     "precision_recall.png",
     "instance_scores.png",
+    "score_histogram.png",
     "top_outlier_features.png",
     "training_curve.png",
     "latent_space.png",
@@ -116,6 +117,23 @@ def test_evaluation_outputs_for_dvc(project):
         assert 2 < len(lines) <= 5001  # thinned for the browser
     assert len((paths.reports / "plots" / "confusion.csv").read_text().splitlines()) == 20001  # every row
     assert {p.name for p in (paths.reports / "figures").glob("*.png")} >= FIGURES
+
+
+def test_the_score_histogram_draws_normal_rows_and_each_category_present(project):
+    """Read back as pixels: a line in each group's colour (normal, dos, probe: the slice's held-out
+    categories), and the figure at its drawn size."""
+    from matplotlib.colors import to_rgb
+    from matplotlib.image import imread
+
+    from kddad.figures import GROUP_COLORS
+
+    _, paths = project
+    image = imread(paths.reports / "figures" / "score_histogram.png")[..., :3]
+    assert image.shape[:2] == (495, 880)
+    heldout = json.loads((paths.reports / "metrics.json").read_text())["heldout_attacks"]["categories"]
+    for group in ["normal", *(c for c in ("dos", "probe", "r2l", "u2r") if heldout.get(c, {}).get("rows"))]:
+        near = np.abs(image - np.array(to_rgb(GROUP_COLORS[group]))).max(-1) < 0.05
+        assert near.sum() > 200, f"no {group} line drawn"
 
 
 def test_a_scoring_only_change_forks_a_run_carrying_the_curve(project):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kddad import figures
+from kddad.data.fields import ATTACK_CLASSES
 from kddad.evaluation.metrics import category_roc, class_names, pr_points, roc_points
 from kddad.evaluation.views import View
 from kddad.io import atomic_dir
@@ -40,7 +41,8 @@ def write(folder: Path, det: Detector, test: View, heldout: View, metrics: dict[
 
 
 def _curves(out: Path, test: View, heldout: View, metrics: dict[str, Any]) -> None:
-    """Confusion matrix, ROC (overall and per category), precision-recall and the score histogram."""
+    """Confusion matrix, ROC (overall and per category), precision-recall, the scores per test row and
+    the histogram of the held-out view's scores per category."""
     threshold = metrics["operating_point"]["threshold"]
     figures.confusion(metrics["test"]["confusion"], out / "confusion_matrix.png")
     figures.roc_by_category(
@@ -55,6 +57,9 @@ def _curves(out: Path, test: View, heldout: View, metrics: dict[str, Any]) -> No
     recall, precision = pr["recall"].to_numpy(), pr["precision"].to_numpy()
     figures.precision_recall(recall, precision, metrics["pr_auc"], test.y.mean(), out / "precision_recall.png")
     figures.instance_scores(test.scores, class_names(test.y), threshold, out / "instance_scores.png")
+    groups = {"normal": heldout.scores[heldout.y == 0]}
+    groups |= {c: heldout.scores[(heldout.y == 1) & (heldout.category == c)] for c in ATTACK_CLASSES}
+    figures.score_histogram(groups, threshold, out / "score_histogram.png")
 
 
 def _latent(out: Path, det: Detector, test: View) -> None:
