@@ -17,6 +17,12 @@ def test_repro_runs_every_stage_once(pipeline):
     repo, repro = pipeline
     path = repo.path
     assert {s for s in STAGES if f"Running stage '{s}'" in repro} == set(STAGES)
+    # it ends with where to compare runs: mlflow ui over the project's store, on the runs table
+    ui = f"(after `mlflow ui --backend-store-uri sqlite:///{path.resolve() / 'mlflow.db'}`)"
+    assert (
+        "MLflow: compare runs at http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning " + ui
+        in repro
+    )
     report = json.loads((path / "reports/split.json").read_text())
     overlap = report["identical_to_train"]["on_all41"]
     assert set(overlap) == {"val", "threshold", "test", "attacks", "threshold_attacks"} and set(overlap.values()) == {0}

@@ -1,6 +1,7 @@
 """The train → threshold → evaluate stages against real MLflow stores: SQLite and a server."""
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -221,7 +222,7 @@ def mlflow_server(tmp_path):
 
 
 @pytest.mark.slow
-def test_stages_log_to_a_real_mlflow_server(project, mlflow_server):
+def test_stages_log_to_a_real_mlflow_server(project, mlflow_server, caplog):
     url, server_dir = mlflow_server
     cfg, paths = project
     raw = cfg.model_dump()
@@ -229,9 +230,16 @@ def test_stages_log_to_a_real_mlflow_server(project, mlflow_server):
     remote = config.validate(raw)
     train(remote, paths)
     threshold(remote, paths)
-    evaluate(remote, paths)
+    with caplog.at_level(logging.INFO, logger="kddad.stages.evaluate"):
+        evaluate(remote, paths)
     client = MlflowClient(url)
-    runs = client.search_runs([client.get_experiment_by_name("test-server").experiment_id])
+    exp_id = client.get_experiment_by_name("test-server").experiment_id
+    runs = client.search_runs([exp_id])
+    # the run ends with the links to the server's runs table (classic ML view) and to the run
+    table = f"{url}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+    assert f"MLflow: compare runs at {table}; this run: {url}/#/experiments/{exp_id}/runs/{runs[0].info.run_id}" in (
+        caplog.text
+    )
     assert len(runs) == 1 and runs[0].data.params["tracking.uri"] == url
     assert runs[0].data.metrics["roc_auc"] > 0.5
     assert "metrics.json" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}

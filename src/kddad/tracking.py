@@ -42,6 +42,8 @@ def is_curve(key: str) -> bool:
     return name in TRACKED_CURVES and "." not in label
 
 
+#: Where ``mlflow ui`` serves a local store unless told otherwise (its --host and --port defaults)
+LOCAL_UI = "http://127.0.0.1:5000"
 #: Tag naming the process that holds a RUNNING run (host:pid:start time), to close orphans.
 OWNER_TAG = "kddad.process"
 #: Without it the MLflow UI infers the experiment's kind and may open it in the GenAI view.
@@ -236,6 +238,7 @@ class Tracker:
         #: Why the server was given up on (its first unanswered call); then every call fails at once.
         self.lost: str | None = None
         self._client = None
+        self._experiment: str | None = None  # the experiment's id, once connect() found it
 
     def call(self, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)``, a call to the tracking store, within a deadline.
@@ -301,7 +304,7 @@ class Tracker:
         if self.uri.startswith(("http://", "https://")):
             _probe(self.uri)
         try:
-            exp = self.experiment_id()
+            exp = self._experiment = self.experiment_id()
             running = self.client.search_runs([exp], "attributes.status = 'RUNNING'", max_results=1000)
         except TrackingError:
             raise
@@ -513,6 +516,15 @@ class Tracker:
                     log.warning("MLflow run %s: the dataset input was not recorded (%s)", run_id, err)
                     return
                 time.sleep(0.2 * attempt)
+
+    def ui_links(self, run_id: str) -> tuple[str, str]:
+        """Where to look at ``run_id`` in MLflow's UI: its experiment's runs table, opened on the
+        classic ML view (MLflow 3 opens an experiment on its GenAI overview otherwise), and the
+        run's own page. A server's own address; for a local store, that of ``mlflow ui``'s default
+        (:data:`LOCAL_UI`)."""
+        base = self.uri.rstrip("/") if self.remote else LOCAL_UI
+        experiment = f"{base}/#/experiments/{self._experiment or self.experiment_id()}"
+        return f"{experiment}/runs?workflowType=machine_learning", f"{experiment}/runs/{run_id}"
 
     def finish(self, run_id: str | None, status: str = "FINISHED") -> None:
         if run_id:

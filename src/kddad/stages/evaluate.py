@@ -56,4 +56,8 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
         tracked.record(tracker, run_id, cfg, paths, metrics, views.test.frame.head(5))
     for line in table.log_lines(metrics):
         log.info(line)
+    if run_id and not tracker.lost:
+        runs, run = tracker.ui_links(run_id)
+        serve = "" if tracker.remote else f" (after `mlflow ui --backend-store-uri {tracker.uri}`)"
+        log.info("MLflow: compare runs at %s%s; this run: %s", runs, serve, run)
     return metrics
