@@ -42,6 +42,14 @@ def _check_sweep(client: MlflowClient, sweep_dir):
     parent, children = _sweep(client, sweep_dir.name)
     assert parent.info.status == "FINISHED"
     assert sorted(r.data.params["model.name"] for r in children) == ["ae", "vae"]
+    # each child named by its overrides, described by its command, from the driver as run
+    assert sorted(r.info.run_name for r in children) == [
+        "model=ae trainer.max_epochs=1",
+        "model=vae trainer.max_epochs=1",
+    ]
+    for r in children:
+        assert r.data.tags["mlflow.source.name"] == "pipelines/experiment.py"
+        assert f"Overrides: `{r.info.run_name}`" in r.data.tags["mlflow.note.content"]
     assert all(r.info.status == "FINISHED" and "f1" in r.data.metrics for r in children)
     assert SUMMARY <= {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert (sweep_dir / "summary" / "summary.md").read_text().count("model=") == 2

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from kddad import config
 from kddad.entry import signal_exit, user_errors
 from kddad.errors import ConfigError, KddadError, TrackingError
 from kddad.paths import SWEEP_CACHE, SWEEP_PARENT, SWEEP_SUMMARY, Paths
-from kddad.tracking import Tracker
+from kddad.tracking import COMMAND_ENV, Tracker, command_line
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before the jobs and writes its summary after them."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ[COMMAND_ENV] = shlex.join(command_line())  # the jobs' runs name the sweep's command
         with user_errors():  # a bad config or an unreachable store: one line, exit 2, before any job
             self._open_parent(config)
 
@@ -222,6 +224,7 @@ class MlflowSweepCallback(Callback):
         log.info("sweep %s: MLflow parent run %s", sweep_dir.name, run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ.pop(COMMAND_ENV, None)
         sweep_dir = Path(config.hydra.sweep.dir)
         parent_file = sweep_dir / SWEEP_PARENT
         if not parent_file.is_file():

@@ -15,11 +15,14 @@ FAILED mark, Lightning's teardown) fails at once instead of waiting again.
 from __future__ import annotations
 
 import contextvars
+import getpass
 import logging
 import os
 import re
+import shlex
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +45,9 @@ def is_curve(key: str) -> bool:
     return name in TRACKED_CURVES and "." not in label
 
 
+#: A sweep's command line, set by the process that launches it for its jobs (which may run in
+#: worker processes of their own: joblib, Ray), so that each job's run names the command
+COMMAND_ENV = "KDDAD_COMMAND"
 #: Where ``mlflow ui`` serves a local store unless told otherwise (its --host and --port defaults)
 LOCAL_UI = "http://127.0.0.1:5000"
 #: Tag naming the process that holds a RUNNING run (host:pid:start time), to close orphans.
@@ -217,6 +223,48 @@ def _git_commit(root: Path) -> tuple[str | None, bool]:
         return None, False
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container's uid without a passwd entry or USER set
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def command_line() -> list[str]:
+    """The command that runs this pipeline, its script relative to the working folder: a sweep's own
+    (:data:`COMMAND_ENV`, for jobs in worker processes), else this process's."""
+    if os.environ.get(COMMAND_ENV):
+        return shlex.split(os.environ[COMMAND_ENV])
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("-")
+    try:
+        script = script.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    return ["python", str(script), *sys.argv[1:]]
+
+
+def described(cfg: Config, overrides: str = "") -> dict[str, str]:
+    """The tags MLflow's UI shows as a run's source, user and description: the script that ran, who
+    ran it, and the command, the sweep job's overrides and the model."""
+    argv = command_line()
+    script = argv[1] if len(argv) > 1 else argv[0]
+    command = shlex.join(argv)
+    if os.environ.get("DVC_EXP_NAME"):
+        command += f" (DVC experiment {os.environ['DVC_EXP_NAME']})"
+    note = [f"Command: `{command}`"]
+    if overrides:
+        note.append(f"Overrides: `{overrides}`")
+    note.append(
+        f"Model: {cfg.model.architecture}, {cfg.score.name} score, on {cfg.dataset.name} ({cfg.split.protocol} split)"
+    )
+    return {
+        "mlflow.source.name": script,
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": _user(),
+        "mlflow.note.content": "\n\n".join(note),
+    }
+
+
 class Tracker:
     """The tracking store of one pipeline (``tracking`` config), or a no-op when disabled."""
 
@@ -377,12 +425,15 @@ class Tracker:
         from mlflow.entities import Param
 
         all_tags = {**self.tags(cfg), **(tags or {}), OWNER_TAG: owner()}
+        overrides = all_tags.get("overrides", "")
+        all_tags.update(described(cfg, overrides))
         if parent:
             all_tags["mlflow.parentRunId"] = parent
         run = self.client.create_run(
             self.experiment_id(),
             tags=all_tags,
-            run_name=f"{cfg.features.name} {cfg.model.architecture} {cfg.score.name}",
+            # a sweep job by what it changed (unique within its sweep), a single run by what it is
+            run_name=overrides or f"{cfg.features.name} {cfg.model.architecture} {cfg.score.name}",
         )
         run_id = run.info.run_id
         params = [Param(k, v) for k, v in self.params(cfg).items()]
