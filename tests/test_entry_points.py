@@ -52,7 +52,13 @@ def _check_sweep(client: MlflowClient, sweep_dir):
         assert f"Overrides: `{r.info.run_name}`" in r.data.tags["mlflow.note.content"]
     assert all(r.info.status == "FINISHED" and "f1" in r.data.metrics for r in children)
     assert SUMMARY <= {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
-    assert (sweep_dir / "summary" / "summary.md").read_text().count("model=") == 2
+    md = (sweep_dir / "summary" / "summary.md").read_text()
+    assert md.count("model=") == 3  # the best configuration, then a table row each
+    assert "±" not in md and "One run a configuration" in md  # one seed: nothing averaged
+    from matplotlib.image import imread
+
+    chart = imread(sweep_dir / "summary" / "summary.png")
+    assert chart.shape[1] == 4 * 4 * 110  # a panel per headline metric: F1, ROC-AUC, macro, R2L
     assert client.get_run(parent.info.run_id).data.metrics["configurations"] == 2
 
 

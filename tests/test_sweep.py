@@ -74,7 +74,10 @@ def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, cache
     table = pd.read_csv(tmp_path / "sweep" / "summary" / "summary.csv", index_col=0)
     for col in ("macro_roc_auc_mean", "macro_recall_mean", "threshold_pool.categories.macro.roc_auc_mean"):
         assert table[col].between(0, 1).all(), col
-    assert "macro_roc_auc" in md.splitlines()[0] and "threshold_pool.macro_roc_auc" in md.splitlines()[0]
+    header = next(line for line in md.splitlines() if line.startswith("| configuration"))
+    assert "| macro_roc_auc |" in header and "| threshold_pool.categories.macro.roc_auc |" in header
+    assert md.startswith("Best by threshold_batch.roc_auc (labelled data off the test split): model=")
+    assert client.get_run(parent.info.run_id).data.tags["best_by"] == "threshold_batch.roc_auc"
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert {"summary/summary.md", "summary/summary.csv", "summary/jobs.csv", "summary/summary.png"} <= arts
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"

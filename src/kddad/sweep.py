@@ -37,10 +37,18 @@ SUMMARY_METRICS = (
     "pr_auc",
     "macro_roc_auc",  # over attack categories, held-out attacks against test normals
     "macro_recall",
+    "heldout_attacks.categories.r2l.roc_auc",
     "threshold_batch.roc_auc",
     # per category, off the test split (except under alibi_example and dagmm, which have no
     # separate threshold pool: there it is the test's attacks)
     "threshold_pool.categories.macro.roc_auc",
+)
+#: The summary figure's panels, one a headline metric: (metric, axis label)
+CHART_METRICS = (
+    ("f1", "test F1"),
+    ("roc_auc", "test ROC-AUC"),
+    ("macro_roc_auc", "macro ROC-AUC (held-out attacks)"),
+    ("heldout_attacks.categories.r2l.roc_auc", "R2L ROC-AUC (held-out attacks)"),
 )
 #: What summarise writes into the sweep's summary folder (and logs into the parent run)
 SUMMARY_MD, SUMMARY_CSV, JOBS_CSV, SUMMARY_CHART = "summary.md", "summary.csv", "jobs.csv", "summary.png"
@@ -165,14 +173,20 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
     )
     summary = summary.sort_values(f"{OBJECTIVE}_mean", ascending=False)  # ranked on validation, not test
     summary.to_csv(out / SUMMARY_CSV)
+    seeded = bool(len(summary)) and int(summary["seeds"].max()) > 1
     lines = [
-        "| configuration | "
-        + " | ".join(m.replace(".categories.macro.", ".macro_") for m in SUMMARY_METRICS)
-        + " | seeds |",
+        f"Best by {OBJECTIVE} (labelled data off the test split): {summary.index[0]}" if len(summary) else "",
+        "",
+        "Mean ± std over seeds." if seeded else "One run a configuration (no seeds to average).",
+        "",
+        "| configuration | " + " | ".join(SUMMARY_METRICS) + " | seeds |",
         "|---" * (len(SUMMARY_METRICS) + 2) + "|",
     ]
     for conf, r in summary.iterrows():
-        cells = [f"{r[f'{m}_mean']:.4f} ± {r[f'{m}_std']:.4f}" for m in SUMMARY_METRICS]
+        cells = [
+            f"{r[f'{m}_mean']:.4f} ± {r[f'{m}_std']:.4f}" if r["seeds"] > 1 else f"{r[f'{m}_mean']:.4f}"
+            for m in SUMMARY_METRICS
+        ]
         lines.append(f"| {conf} | " + " | ".join(cells) + f" | {int(r['seeds'])} |")
     failed = jobs[jobs["status"] != "FINISHED"]
     if len(failed):
@@ -189,16 +203,32 @@ def summarise(tracker: Tracker, parent: str, out: Path) -> Any:
 
 
 def _chart(summary: Any, path: Path) -> None:
+    """A panel per headline metric (:data:`CHART_METRICS`): a labelled bar per configuration, in the
+    table's order (best by the objective on top), error bars only where seeds were averaged, each
+    axis zoomed to its values so that near-equal ROC-AUCs still read apart."""
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from kddad import figures
 
-    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(summary), 1) + 1.5))
+    n = max(len(summary), 1)
+    fig, axes = plt.subplots(1, len(CHART_METRICS), figsize=(4 * len(CHART_METRICS), 0.45 * n + 1.6), sharey=True)
     names = list(summary.index)[::-1]
-    ax.barh(names, summary["roc_auc_mean"][::-1], xerr=summary["roc_auc_std"][::-1], color="#1f77b4")
-    lo = float((summary["roc_auc_mean"] - summary["roc_auc_std"]).min()) if len(summary) else 0.0
-    ax.set_xlim(max(0.0, lo - 0.02), 1.0)
-    ax.set(xlabel="test ROC-AUC (mean ± std over seeds)", title="Sweep summary")
+    for ax, (metric, label) in zip(axes, CHART_METRICS):
+        mean = summary[f"{metric}_mean"][::-1].to_numpy(dtype=float)
+        std = summary[f"{metric}_std"][::-1].to_numpy(dtype=float)
+        seeded = summary["seeds"][::-1].to_numpy() > 1
+        ax.barh(names, mean, xerr=np.where(seeded, std, 0.0) if seeded.any() else None, color="#1f77b4")
+        finite = mean[np.isfinite(mean)]
+        if finite.size:
+            lo, hi = float(finite.min()), float(finite.max())
+            pad = max((hi - lo) * 0.6, 0.002)
+            ax.set_xlim(max(0.0, lo - pad), hi + pad)  # room on the right for the value labels
+            for y, v in enumerate(mean):
+                if np.isfinite(v):
+                    ax.text(v, y, f" {v:.4f}", va="center", ha="left", fontsize=8, clip_on=True)
+        ax.set(xlabel=label, title=label.split(" (")[0])
+    fig.suptitle("Sweep summary" + (": mean ± std over seeds" if (summary["seeds"] > 1).any() else ""))
     figures.save(fig, path)
 
 
@@ -248,5 +278,6 @@ class MlflowSweepCallback(Callback):
                 },
             )
             tracker.set_tag(parent, "best_configuration", str(summary.index[0]))
+            tracker.set_tag(parent, "best_by", OBJECTIVE)
         tracker.finish(parent)
         log.info("sweep %s summary:\n%s", sweep_dir.name, (out / SUMMARY_MD).read_text())
