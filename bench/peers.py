@@ -418,11 +418,11 @@ MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version
 
 def run_key(cfg: Config, **what: object) -> str:
     """What a saved measurement stands for: the composed config a kddad row trains, or the data a
-    peer fits on and the threshold rule, so that
-    a changed default or encoding never reuses a measurement of another."""
-    groups = ("dataset", "split", "features", "scaling", "threshold")
-    mine = {"tracking", "seed", "download"}  # how a run is logged, seeded and fetched: not what it measures
-    dump = cfg.model_dump(exclude=mine) if what.get("kddad") else cfg.model_dump(include=set(groups))
+    peer fits on and the threshold rule, so that a changed default or encoding never reuses a
+    measurement of another."""
+    data_and_rule = {"dataset", "split", "features", "scaling", "threshold"}
+    not_measured = {"tracking", "seed", "download"}  # how a run is logged, seeded (per record) and fetched
+    dump = cfg.model_dump(exclude=not_measured) if what.get("kddad") else cfg.model_dump(include=data_and_rule)
     return json.dumps({**what, "config": dump}, sort_keys=True)
 
 
@@ -474,7 +474,6 @@ def run_peer(
     rows: dict[str, list[dict[str, float]]],
     notes: list[str],
     saved: Saved,
-    split_overrides: list[str],
 ) -> None:
     """One peer over the seeds, into ``rows``; a peer that fails is named under the table, the others go on."""
     label = f"{PEER_LIBRARY[name]} {name}"
@@ -568,7 +567,7 @@ def main() -> None:
         for name, overrides in kddad.items():
             run_kddad(name, split_overrides, overrides, args.seeds, paths, data, rows, notes, saved)
         for name in args.peers:
-            run_peer(name, args.seeds, epochs.get(name, 0), args.device, cfg, data, rows, notes, saved, split_overrides)
+            run_peer(name, args.seeds, epochs.get(name, 0), args.device, cfg, data, rows, notes, saved)
     except KeyboardInterrupt:
         notes.append("interrupted: the table holds the detectors and seeds finished before")
     print()
