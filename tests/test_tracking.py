@@ -13,6 +13,7 @@ import pytest
 from helpers.config import compose
 from helpers.data import slice_overrides
 from helpers.net import free_port
+from helpers.tracked import at, where_each_went
 from mlflow.tracking import MlflowClient
 
 from kddad import config
@@ -71,19 +72,37 @@ def test_one_run_spans_the_stages_with_config_metrics_and_artifacts(project):
     metrics = json.loads((paths.reports / "metrics.json").read_text())
     for key in ("f1", "precision", "recall", "roc_auc", "pr_auc"):
         assert run.data.metrics[key] == pytest.approx(metrics[key])
-    assert run.data.metrics["test.confusion.tp"] == metrics["test"]["confusion"]["tp"]
     assert run.data.metrics["macro_roc_auc"] == pytest.approx(metrics["macro_roc_auc"])
     r2l = metrics["heldout_attacks"]["categories"]["r2l"]
-    assert run.data.metrics["heldout_attacks.categories.r2l.recall_at_fpr.0.01"] == pytest.approx(
-        r2l["recall_at_fpr"]["0.01"]
-    )
+    assert run.data.metrics["roc_auc.r2l"] == pytest.approx(r2l["roc_auc"])
     assert [len(client.get_metric_history(run.info.run_id, f"{m}.val_loss")) for m in ("vae", "neutral")] == [2, 2]
     assert run.data.metrics["threshold"] == pytest.approx(json.loads(paths.threshold.read_text())["threshold"])
-    top = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"metrics.json", "threshold.json", "config.yaml", "figures"} <= top
-    assert {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "figures")} >= FIGURES
-    # artifacts live beside the database, not in whatever folder the stage ran in
-    assert (paths.root / "mlartifacts").is_dir()
+    # a few dozen metrics; every other number of metrics.json in a table beside it, none lost
+    listing = where_each_went(client, run.info.run_id, metrics, paths.root)
+    assert listing["heldout_attacks.categories.r2l.recall_at_fpr.0.01"] == (
+        "tables/categories.csv [heldout_attacks, r2l] recall_at_fpr.0.01"
+    )
+    assert listing["test.confusion.tp"] == "tables/views.csv [test] confusion.tp"
+    assert listing["operating_point.recall.r2l"] == "metric recall.r2l"
+    with at(paths.root):  # the store's artifact locations are relative to its folder
+        top = {a.path for a in client.list_artifacts(run.info.run_id)}
+        figures = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert {"metrics.json", "threshold.json", "config.yaml", "figures", "tables"} <= top
+    assert figures >= FIGURES
+    # artifacts live beside the database, not in whatever folder the stage ran in, found from there
+    assert (paths.root / "mlartifacts").is_dir() and run.info.artifact_uri.startswith("mlartifacts/")
+    # the logged model names its run and its data set, and carries the headline metrics on that data set
+    [model] = client.search_logged_models([exp.experiment_id])
+    assert model.source_run_id == run.info.run_id and model.tags["run"] == run.info.run_name
+    assert model.tags["dataset"].startswith(f"{cfg.dataset.name} (")
+    f1 = [m for m in model.metrics if m.key == "f1"]
+    assert len(f1) == 1 and f1[0].dataset_name == cfg.dataset.name and f1[0].value == pytest.approx(metrics["f1"])
+    # the dataset input: the file's row count named as the params name it, the training rows apart
+    [used] = run.inputs.dataset_inputs
+    profile = json.loads(used.dataset.profile)
+    assert str(profile.get("rows")) == str(cfg.dataset.rows) == run.data.params["dataset.rows"]
+    assert profile["training_rows"] == json.loads((paths.detector / "detector.json").read_text())["data"]["rows"]
+    assert [c["name"] for c in json.loads(used.dataset.schema)["mlflow_colspec"]][-1] == "label"
 
 
 def test_evaluation_outputs_for_dvc(project):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ARTIFACT = "detector"  # runs:/<run id>/detector
+MODEL_TYPE = "anomaly detector"
 TOP_K = 3
 _REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "scikit-learn", "pydantic", "pyyaml", "mlflow")
 
@@ -138,10 +139,12 @@ def log_detector(
     threshold: Path,
     example: pd.DataFrame,
     register_as: str | None = None,
-) -> str:
-    """Log the detector into ``run_id`` as the pyfunc model ``detector``; returns its model URI.
+    tags: dict[str, str] | None = None,
+):
+    """Log the detector into ``run_id`` as the pyfunc model ``detector``; returns MLflow's ``ModelInfo``.
 
-    ``register_as``: also register a version of it under this name in the model registry.
+    ``register_as``: also register a version of it under this name in the model registry. ``tags``:
+    the logged model's (MLflow's Models tab shows them).
     """
     import mlflow
 
@@ -149,15 +152,17 @@ def log_detector(
         return mlflow.pyfunc.log_model(
             name=ARTIFACT,
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={"detector": str(detector), "threshold": str(threshold)},
+            artifacts={"detector": str(Path(detector).resolve()), "threshold": str(Path(threshold).resolve())},
             code_paths=[str(Path(__file__).parent)],
             signature=signature(),
             input_example=example[list(fields.FEATURES)].reset_index(drop=True),
             pip_requirements=_requirements(),
             metadata={"input_types": {c: _kind(c) for c in fields.FEATURES}},
             registered_model_name=register_as,
+            tags=tags,
+            model_type=MODEL_TYPE,
         )
 
     info = tracker.log_model(run_id, log_model)
     log.info("MLflow model %s (runs:/%s/%s)", info.model_uri, run_id, ARTIFACT)
-    return info.model_uri
+    return info

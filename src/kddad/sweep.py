@@ -37,18 +37,18 @@ SUMMARY_METRICS = (
     "pr_auc",
     "macro_roc_auc",  # over attack categories, held-out attacks against test normals
     "macro_recall",
-    "heldout_attacks.categories.r2l.roc_auc",
+    "roc_auc.r2l",  # held-out attacks against test normals
     "threshold_batch.roc_auc",
     # per category, off the test split (except under alibi_example and dagmm, which have no
     # separate threshold pool: there it is the test's attacks)
-    "threshold_pool.categories.macro.roc_auc",
+    "threshold_pool.macro_roc_auc",
 )
 #: The summary figure's panels, one a headline metric: (metric, axis label)
 CHART_METRICS = (
     ("f1", "test F1"),
     ("roc_auc", "test ROC-AUC"),
     ("macro_roc_auc", "macro ROC-AUC (held-out attacks)"),
-    ("heldout_attacks.categories.r2l.roc_auc", "R2L ROC-AUC (held-out attacks)"),
+    ("roc_auc.r2l", "R2L ROC-AUC (held-out attacks)"),
 )
 #: What summarise writes into the sweep's summary folder (and logs into the parent run)
 SUMMARY_MD, SUMMARY_CSV, JOBS_CSV, SUMMARY_CHART = "summary.md", "summary.csv", "jobs.csv", "summary.png"

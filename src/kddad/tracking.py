@@ -14,6 +14,7 @@ FAILED mark, Lightning's teardown) fails at once instead of waiting again.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import getpass
 import logging
@@ -50,6 +51,8 @@ def is_curve(key: str) -> bool:
 COMMAND_ENV = "KDDAD_COMMAND"
 #: Where ``mlflow ui`` serves a local store unless told otherwise (its --host and --port defaults)
 LOCAL_UI = "http://127.0.0.1:5000"
+#: A local store's artifacts, in this folder beside its database (and relative to it in the store)
+ARTIFACTS_DIR = "mlartifacts"
 #: Tag naming the process that holds a RUNNING run (host:pid:start time), to close orphans.
 OWNER_TAG = "kddad.process"
 #: Without it the MLflow UI infers the experiment's kind and may open it in the GenAI view.
@@ -84,6 +87,15 @@ class _QuietRetries(logging.Filter):
 _QUIET_RETRIES = _QuietRetries()
 T = TypeVar("T")
 _in_call = threading.local()  # set in the worker thread of a guarded call: nested calls run directly
+
+
+def _sqlite_store(uri: str) -> tuple[Path | None, str]:
+    """(folder, file name) of a ``sqlite:///`` store's database (absolute), or (None, "")."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None, ""
+    db = Path(uri[len(prefix) :]).resolve()
+    return db.parent, db.name
 
 
 def resolve_uri(uri: str, root: str | Path | None = None) -> str:
@@ -265,6 +277,19 @@ def described(cfg: Config, overrides: str = "") -> dict[str, str]:
     }
 
 
+def dataset_identity(data: Mapping[str, Any]) -> tuple[str, str]:
+    """The (name, digest) MLflow knows a raw file by (:meth:`Tracker.log_dataset`'s ``data``)."""
+    return str(data["name"]), str(data["sha256"])[:16]
+
+
+def file_schema() -> list[dict[str, Any]]:
+    """The raw files' columns in MLflow's column-spec form: the 41 features, then the label."""
+    from kddad.data import fields
+
+    cols = [{"type": "string" if c in fields.CATEGORICAL else "double", "name": c} for c in fields.FEATURES]
+    return [*cols, {"type": "string", "name": fields.LABEL}]
+
+
 class Tracker:
     """The tracking store of one pipeline (``tracking`` config), or a no-op when disabled."""
 
@@ -287,6 +312,8 @@ class Tracker:
         self.lost: str | None = None
         self._client = None
         self._experiment: str | None = None  # the experiment's id, once connect() found it
+        #: A SQLite store's folder (its artifacts are kept in mlartifacts/ there), else None
+        self.store_dir, self.store_file = _sqlite_store(self.uri)
 
     def call(self, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)``, a call to the tracking store, within a deadline.
@@ -388,12 +415,45 @@ class Tracker:
             return exp.experiment_id
         # a local store keeps artifacts beside the database, not in whatever folder the stage ran in
         location = None
-        if self.uri.startswith(("sqlite:", "file:", "/")):
+        if self.store_dir:
+            location = (self.store_dir / ARTIFACTS_DIR).as_uri()
+        elif self.uri.startswith(("file:", "/")):  # a file store: MLflow's own layout, absolute
             from urllib.parse import urlparse
 
             store = Path(urlparse(self.uri).path if ":" in self.uri else self.uri)
-            location = (store.parent / "mlartifacts").resolve().as_uri()
-        return self.client.create_experiment(self.cfg.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+            location = (store.parent / ARTIFACTS_DIR).resolve().as_uri()
+        exp = self.client.create_experiment(self.cfg.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+        if self.store_dir:
+            self._relocate(exp)
+        return exp
+
+    def _relocate(self, experiment_id: str) -> None:
+        """Make a new experiment's artifact location relative to the store's folder, so that the
+        project can be moved or cloned with its runs' artifacts (``mlflow ui`` resolves it against the
+        folder it is started in: the project root). MLflow makes every local location absolute when it
+        creates an experiment and offers no call to change it, so it is set in the store's table; runs
+        created later inherit it."""
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.store_dir / self.store_file, timeout=30)) as db, db:
+            db.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                (ARTIFACTS_DIR, int(experiment_id)),
+            )
+
+    @contextmanager
+    def at_store(self) -> Iterator[None]:
+        """Resolve relative artifact locations against the store's folder for the block (the working
+        folder, which MLflow resolves them against, is changed and restored); a no-op for a server."""
+        if not self.store_dir:
+            yield
+            return
+        previous = os.getcwd()
+        os.chdir(self.store_dir)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
 
     def params(self, cfg: Config) -> dict[str, str]:
         return {k: str(v) for k, v in flatten(cfg.model_dump()).items()}
@@ -517,14 +577,25 @@ class Tracker:
         except TrackingError as err:
             log.warning("MLflow run %s could not be marked %s: %s", run_id, status, err)
 
-    def log_metrics(self, run_id: str | None, metrics: Mapping[str, Any], step: int = 0) -> None:
+    def log_metrics(
+        self,
+        run_id: str | None,
+        metrics: Mapping[str, Any],
+        step: int = 0,
+        model_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``metrics`` (nested dicts flattened to dotted keys) into ``run_id``; with ``model_id``, also
+        the logged model's, computed on ``data`` (:meth:`log_dataset`'s): MLflow's Models tab shows
+        them beside that model with the data set's name."""
         if not run_id:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+        name, digest = dataset_identity(data) if data and model_id else (None, None)
         batch = [
-            Metric(k, float(v), now, step)
+            Metric(k, float(v), now, step, model_id=model_id, dataset_name=name, dataset_digest=digest)
             for k, v in flatten(metrics).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         ]
@@ -533,11 +604,19 @@ class Tracker:
 
     def log_artifact(self, run_id: str | None, path: Path, artifact_path: str | None = None) -> None:
         if run_id:
-            self.client.log_artifact(run_id, str(path), artifact_path)
+            source = str(Path(path).resolve())
+            with self.at_store():
+                self.client.log_artifact(run_id, source, artifact_path)
 
-    def log_dataset(self, run_id: str | None, data: Mapping[str, Any], context: str) -> None:
+    def log_dataset(
+        self, run_id: str | None, data: Mapping[str, Any], context: str, file_rows: int | None = None
+    ) -> None:
         """Record the raw file a run used as an MLflow dataset input (name, digest from its sha256,
-        source), so the runs table shows which data each run saw."""
+        source, the file's columns as its schema), so the runs table shows which data each run saw.
+
+        Its profile's ``rows`` is the file's (``file_rows``: the ``dataset.rows`` param, where the
+        config pins it), ``training_rows`` those the detector was fitted on (``data["rows"]``).
+        """
         if not run_id or not data.get("sha256"):
             return
         import json
@@ -546,12 +625,19 @@ class Tracker:
 
         source = str(data.get("source") or data["file"])
         remote = source.startswith(("http://", "https://"))
+        name, digest = dataset_identity(data)
+        profile = {k: data[k] for k in ("file", "sha256", "split", "split_seed") if k in data}
+        if file_rows is not None:
+            profile["rows"] = file_rows
+        if "rows" in data:
+            profile["training_rows"] = data["rows"]
         dataset = Dataset(
-            name=str(data["name"]),
-            digest=str(data["sha256"])[:16],
+            name=name,
+            digest=digest,
             source_type="http" if remote else "local",
             source=json.dumps({"url": source} if remote else {"uri": source}),
-            profile=json.dumps({k: data[k] for k in ("file", "sha256", "split", "split_seed", "rows") if k in data}),
+            schema=json.dumps({"mlflow_colspec": file_schema()}),
+            profile=json.dumps(profile),
         )
         tag = InputTag("mlflow.data.context", context)
         from mlflow.exceptions import MlflowException
@@ -616,7 +702,7 @@ class Tracker:
             previous = mlflow.get_tracking_uri()
             mlflow.set_tracking_uri(self.uri)
             try:
-                with mlflow.start_run(run_id=run_id):
+                with self.at_store(), mlflow.start_run(run_id=run_id):
                     return log()
             finally:
                 mlflow.set_tracking_uri(previous)

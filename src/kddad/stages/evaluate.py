@@ -53,7 +53,7 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     plots.write(paths.plots, views.test, views.heldout_attacks, threshold["threshold"])
     figure_set.write(paths.figures, det, views.test, views.heldout_attacks, metrics)
     with tracker.stage_run(cfg, resume=recorded_run(paths.threshold), logs="f1") as run_id:
-        tracked.record(tracker, run_id, cfg, paths, metrics, views.test.frame.head(5))
+        tracked.record(tracker, run_id, cfg, paths, metrics, views.test.frame.head(5), det.data)
     for line in table.log_lines(metrics):
         log.info(line)
     if run_id and not tracker.lost:

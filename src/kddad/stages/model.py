@@ -80,7 +80,7 @@ def train(
     )
     det.data = training_data(cfg, paths, len(X))
     with tracker.stage_run(cfg, parent=parent_run, tags=run_tags) as run_id:
-        tracker.log_dataset(run_id, det.data, context="training")
+        tracker.log_dataset(run_id, det.data, context="training", file_rows=cfg.dataset.rows)
         det.fit(X, X_val, logger=tracker.lightning_logger(run_id), callbacks=callbacks)
         det.save(paths.detector)
         write_curve(paths.train_curve, det.history)
