@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test test-fast lint params peers clean
+.PHONY: setup run test test-fast lint browser params peers clean
 
 setup: $(VENV)/.installed
 
@@ -24,11 +24,18 @@ run: setup
 
 # ruff first (lint, then format), then every test on two workers (pytest-xdist), handed out test by
 # test, the slowest files first (tests/conftest.py orders them).
-test: setup lint
+test: setup lint browser
 	$(BIN)/python -m pytest -n 2 --dist load
 
 test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow"
+
+# The system's Chromium, which tests/test_mlflow_ui.py drives (Playwright cannot download browsers
+# everywhere): Debian's package where it is missing (as root, else through sudo).
+browser:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c 'apt-get update -qq && apt-get install -y -qq chromium'; } || \
+		{ echo "chromium not found: install it with your system's package manager (tests/test_mlflow_ui.py drives it)"; exit 1; }
 
 lint: setup
 	$(BIN)/ruff check .

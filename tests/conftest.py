@@ -30,6 +30,7 @@ LONGEST_FIRST = (
     "test_dvc_experiments",
     "test_sweep",
     "test_entry_points",
+    "test_mlflow_ui",
     "test_faults",
     "test_tracking_faults",
 )

@@ -29,7 +29,8 @@ def test_queued_experiments_land_in_the_same_mlflow_store(sliced_repo):
     assert len(new) == 2 and all(r.info.status == "FINISHED" and "f1" in r.data.metrics for r in new)
     assert {r.data.tags["architecture"] for r in new} == {"ae 64-32 z8", "vae 20-15-7 z2"}
     assert all(r.data.tags.get("dvc_experiment") for r in new)
-    assert all(r.info.artifact_uri.startswith((path / "mlartifacts").resolve().as_uri()) for r in new)
+    # artifacts in the project's mlartifacts/ (relative to it in the store), not in the temporary copies
+    assert all((path / r.info.artifact_uri / "metrics.json").is_file() for r in new)
     # `dvc exp show` lists both, each with the F1 its MLflow run holds
     shown = json.loads(repo.dvc("exp", "show", "--json").stdout)
     rows = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers.data import KDD10, write_head
-from helpers.net import free_port
+from helpers.net import free_port, wait_until_answers
 from helpers.repo import ROOT
 from helpers.scores import assert_same_scores, expected_scores
+from helpers.tracked import where_each_went
 from mlflow import MlflowClient
 
 from kddad.cli import main
@@ -147,6 +147,10 @@ def test_mlflow_run_has_model_dataset_and_serves_the_same_scores(pipeline, mirro
     [model] = client.search_logged_models([exp.experiment_id])
     assert model.source_run_id == run.info.run_id and model.name == "detector"
     assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
+    # the README's `dvc repro`: a few dozen metrics, every other figure of metrics.json in its tables
+    where_each_went(client, run.info.run_id, json.loads((path / "reports" / "metrics.json").read_text()), path)
+    rows = json.loads(data.dataset.profile)["rows"]
+    assert rows == 494021 and run.data.params["dataset.rows"] == str(rows)  # one name, one meaning
 
     records = pd.read_csv(mirror / "KDDTest+.txt", header=None).iloc[:50, :41]
     records.columns = list(fields.FEATURES)
@@ -160,23 +164,15 @@ def test_mlflow_run_has_model_dataset_and_serves_the_same_scores(pipeline, mirro
     cmd = ["mlflow", "models", "serve", "-m", f"runs:/{run.info.run_id}/detector", "--env-manager", "local"]
     server = subprocess.Popen(
         [*cmd, "-p", str(port), "-h", "127.0.0.1"],
-        cwd=tmp_path,
+        cwd=path,  # the project root: its store's artifact locations are relative to it
         env=serve_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    server.kill()
-                    pytest.fail(f"mlflow models serve did not come up:\n{server.stdout.read()[-5000:]}")
-                time.sleep(1)
+        output = lambda: (server.kill(), server.stdout.read())[1]  # noqa: E731 (read once it has stopped)
+        wait_until_answers(f"http://127.0.0.1:{port}/ping", server, 180, "mlflow models serve", output)
         body = json.dumps({"dataframe_split": json.loads(records.to_json(orient="split", index=False))})
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", body.encode(), {"Content-Type": "application/json"}

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers.config import use_preset
-from helpers.net import free_port
+from helpers.net import free_port, wait_until_answers
 from helpers.repo import Repo
 from helpers.run import output
 from helpers.scores import assert_same_scores, expected_scores
@@ -61,16 +60,7 @@ def server(trained, tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"mlflow models serve did not come up:\n{log.read()[-5000:]}")
-                time.sleep(1)
+        wait_until_answers(f"{url}/ping", proc, 180, "mlflow models serve", lambda: (log.seek(0), log.read())[1])
         yield url
     finally:
         for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):

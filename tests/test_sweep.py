@@ -10,6 +10,7 @@ import yaml
 from helpers.data import slice_overrides
 from helpers.repo import ROOT
 from helpers.run import run
+from helpers.tracked import at
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -78,7 +79,8 @@ def test_basic_sweep_nests_jobs_summarises_and_survives_failures(tmp_path, cache
     assert "| macro_roc_auc |" in header and "| threshold_pool.macro_roc_auc |" in header
     assert md.startswith("Best by threshold_batch.roc_auc (labelled data off the test split): model=")
     assert client.get_run(parent.info.run_id).data.tags["best_by"] == "threshold_batch.roc_auc"
-    arts = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    with at(tmp_path):  # the store's artifact locations are relative to its folder
+        arts = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert {"summary/summary.md", "summary/summary.csv", "summary/jobs.csv", "summary/summary.png"} <= arts
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
@@ -124,7 +126,7 @@ def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_
         float(max(objective, key=objective.get)), rel=1e-6
     )
     best = client.get_run(parent.info.run_id)
-    assert best.data.metrics["best.threshold_batch.roc_auc"] == pytest.approx(max(objective.values()))
+    assert best.data.metrics["sweep.best.threshold_batch.roc_auc"] == pytest.approx(max(objective.values()))
 
 
 @pytest.fixture

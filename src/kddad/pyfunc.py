@@ -148,11 +148,14 @@ def log_detector(
     """
     import mlflow
 
+    # absolute now: the model is logged from the store's folder (Tracker.at_store)
+    files = {"detector": str(Path(detector).resolve()), "threshold": str(Path(threshold).resolve())}
+
     def log_model():
         return mlflow.pyfunc.log_model(
             name=ARTIFACT,
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={"detector": str(Path(detector).resolve()), "threshold": str(Path(threshold).resolve())},
+            artifacts=files,
             code_paths=[str(Path(__file__).parent)],
             signature=signature(),
             input_example=example[list(fields.FEATURES)].reset_index(drop=True),

@@ -255,9 +255,10 @@ def command_line() -> list[str]:
     return ["python", str(script), *sys.argv[1:]]
 
 
-def described(cfg: Config, overrides: str = "") -> dict[str, str]:
+def described(cfg: Config | None, overrides: str = "") -> dict[str, str]:
     """The tags MLflow's UI shows as a run's source, user and description: the script that ran, who
-    ran it, and the command, the sweep job's overrides and the model."""
+    ran it, and the command, the sweep job's overrides and the model (``cfg``; None for a sweep's
+    parent run, whose jobs each say theirs)."""
     argv = command_line()
     script = argv[1] if len(argv) > 1 else argv[0]
     command = shlex.join(argv)
@@ -266,9 +267,13 @@ def described(cfg: Config, overrides: str = "") -> dict[str, str]:
     note = [f"Command: `{command}`"]
     if overrides:
         note.append(f"Overrides: `{overrides}`")
-    note.append(
-        f"Model: {cfg.model.architecture}, {cfg.score.name} score, on {cfg.dataset.name} ({cfg.split.protocol} split)"
-    )
+    if cfg is None:
+        note.append("A sweep: a child run per job; the comparison of its configurations in summary/")
+    else:
+        note.append(
+            f"Model: {cfg.model.architecture}, {cfg.score.name} score, on {cfg.dataset.name} "
+            f"({cfg.split.protocol} split)"
+        )
     return {
         "mlflow.source.name": script,
         "mlflow.source.type": "LOCAL",
@@ -681,8 +686,8 @@ class Tracker:
         """A sweep's parent run (no params: its jobs carry theirs); None when tracking is off."""
         if not self.enabled:
             return None
-        run = self.client.create_run(self.experiment_id(), run_name=name, tags={**tags, OWNER_TAG: owner()})
-        return run.info.run_id
+        all_tags = {**tags, **described(None, tags.get("sweep", "")), OWNER_TAG: owner()}
+        return self.client.create_run(self.experiment_id(), run_name=name, tags=all_tags).info.run_id
 
     def child_runs(self, parent: str) -> list:
         """The runs nested under ``parent`` (a sweep's jobs), as MLflow ``Run`` objects."""
