@@ -1,10 +1,12 @@
-"""`kddad score` end to end on a big file: rows/s and peak memory of the command as users run it.
+"""`kddad score` end to end on a big file: rows/s and peak memory of the command as users run it,
+at each number of worker processes asked for (a ratio to the first in the same run).
 
 The input is the KDD Cup 99 10% file repeated ``--repeat`` times (10: 4,940,210 rows, gzipped,
 as the full data set is distributed), written once under bench/.cache/. The command runs in a
-child process; its peak resident memory comes from the kernel's accounting of that child.
+child process; its peak resident memory is that of the command and its worker processes together.
 
 Usage (after `make run`): python bench/score_file.py [--model models/detector] [--repeat 10] [--device auto]
+                          [--workers 1 2 0]   (0: the command's default, one per core)
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import argparse
 import gzip
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 0], help="0: the command's default")
     args = ap.parse_args()
     src = big_file(args.repeat)
     out = HERE / ".cache" / "scores.csv"
@@ -54,21 +56,41 @@ def main() -> None:
     cmd += ["--device", args.device, "--top-k", str(args.top_k), "--no-progress"]
     if args.threshold:
         cmd += ["--threshold", args.threshold]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        sys.exit(proc.stderr[-3000:])
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    rows = int(proc.stdout.split()[0])
     size = src.stat().st_size / 2**20
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; input {src.name} ({size:.0f} MiB)")
-    print(f"kddad says: {proc.stdout.strip()}")
-    print(
-        f"{rows:,} rows in {seconds:.1f} s (process start included): {rows / seconds:,.0f} rows/s, "
-        f"peak memory {peak_mib:,.0f} MiB"
-    )
+    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs; input {src.name} ({size:.0f} MiB)")
+    first = None
+    for workers in args.workers:
+        run = cmd + (["--workers", str(workers)] if workers else [])
+        rate, peak_mib, said = _run(run)
+        first = first or rate
+        label = workers or f"default ({os.cpu_count()})"
+        print(f"workers {label}: kddad says: {said}")
+        ratio = rate / first
+        print(f"workers {label}: {rate:,.0f} rows/s with start-up, peak memory {peak_mib:,.0f} MiB, {ratio:.2f}x")
     out.unlink(missing_ok=True)
+
+
+def _run(cmd: list[str]) -> tuple[float, float, str]:
+    """rows/s (process start included), the peak of the resident memory of the command and its
+    worker processes together (sampled every 0.1 s), and its summary line."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    top, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            tree = [top, *top.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree))
+        except psutil.Error:  # a process ended between the listing and the reading
+            pass
+        time.sleep(0.1)
+    seconds = time.perf_counter() - start
+    stdout, stderr = proc.communicate()
+    if proc.returncode:
+        sys.exit(stderr[-3000:])
+    rows = int(stdout.split()[0])
+    return rows / seconds, peak / 2**20, stdout.strip()
 
 
 if __name__ == "__main__":

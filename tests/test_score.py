@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -266,3 +267,49 @@ def test_a_device_that_is_not_there_is_a_clear_error(pipeline, caplog, tmp_path,
         )
     assert exit_.value.code == 2
     assert "sees no CUDA device" in caplog.text and not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
+def test_workers_write_what_one_process_writes(pipeline, mirror, tmp_path, caplog, capsys, suffix):
+    """20,000 rows in chunks of 3,000: two worker processes write the same file as one, in order."""
+    path = pipeline[0].path
+    src = write_head(mirror / KDD10, tmp_path / "slice.gz", 20000)
+    caplog.set_level(logging.INFO)
+    outs, said, figures = {}, {}, {}
+    for workers in (1, 2):
+        caplog.clear()
+        outs[workers] = tmp_path / f"w{workers}{suffix}"
+        args = ["--input", str(src), "--output", str(outs[workers]), "--workers", str(workers)]
+        main(["score", "--model", str(path / "models/detector"), *args, "--chunk-rows", "3000", "--no-progress"])
+        said[workers] = capsys.readouterr().out.split(" s (")[0].rsplit(",", 1)[0]  # rows, flagged, threshold
+        figures[workers] = [r.getMessage() for r in caplog.records if "ROC-AUC" in r.getMessage()]
+    assert said[1] == said[2] and said[1].startswith("20000 rows")
+    assert figures[1] == figures[2] and figures[1]  # the labelled input's metrics
+    if suffix == ".parquet":
+        one, two = pd.read_parquet(outs[1]), pd.read_parquet(outs[2])
+        pd.testing.assert_frame_equal(one, two)
+    else:
+        assert outs[1].read_bytes() == outs[2].read_bytes()
+        one = pd.read_csv(outs[2])  # a gzip of one member per chunk reads as one file
+    assert one["row"].tolist() == list(range(20000))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["slice.gz", outs[1].name, outs[2].name])
+
+
+def test_a_fault_found_by_a_worker_names_its_line(pipeline, mirror, tmp_path, caplog):
+    path = pipeline[0].path
+    lines = _lines(mirror, 20000)
+    values = lines[15000].split(",")
+    values[4] = "-5"  # src_bytes: parses as a number, refused when the worker checks its chunk
+    lines[15000] = ",".join(values)
+    src = tmp_path / "in.csv"
+    src.write_text("".join(lines))
+    out = tmp_path / "out.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            ["score", "--model", str(path / "models/detector"), "--input", str(src), "--output", str(out)]
+            + ["--workers", "2", "--chunk-rows", "3000", "--no-progress"]
+        )
+    assert exit_.value.code == 2
+    [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert error == f"{src}: line 15001, column 'src_bytes': expected a non-negative count, got -5"
+    assert list(tmp_path.iterdir()) == [src]

@@ -28,9 +28,11 @@ DETECTOR = Paths().detector
 
 
 def _score(args: argparse.Namespace) -> None:
-    from kddad.scoring import load_detector, metrics_lines, score_file
+    from kddad.scoring import default_workers, load_detector, metrics_lines, score_file
 
     det = load_detector(args.model, args.threshold, args.device)
+    workers = args.workers or default_workers(args.device)
+    log.debug("scoring on %d worker(s)", workers)
     summary = score_file(
         det,
         args.input,
@@ -39,6 +41,10 @@ def _score(args: argparse.Namespace) -> None:
         chunk_rows=args.chunk_rows,
         progress=not args.no_progress,
         allow_unknown=args.allow_unknown,
+        workers=workers,
+        model=args.model,
+        threshold=args.threshold,
+        device=args.device,
     )
     if summary.metrics is not None:
         for line in metrics_lines(summary.metrics):
@@ -107,6 +113,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True, help="where to write the scores (.csv, .csv.gz or .parquet)")
     s.add_argument("--top-k", type=int, default=3, help="features per row that explain its score (0: none)")
     s.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="processes that score chunks side by side, each loading the detector once (default: one per 4 cores "
+        "this process may use on the CPU, 1 on an accelerator); the output is the same for any number",
+    )
     s.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument(
@@ -133,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if getattr(args, "top_k", 0) < 0:
         parser().error("--top-k: expected 0 or more")
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        parser().error("--workers: expected 1 or more")
     try:
         with user_errors():
             args.run(args)

@@ -2,16 +2,17 @@
 
 One output row per input row, in order: ``row`` (0-based record number), ``instance_score``,
 ``is_outlier`` and, for ``top_k`` > 0, the raw features that drove each score with their share.
-The file is streamed in chunks and the output written to a temporary file renamed at the end, so
-memory stays bounded and a failure leaves no partial output.
+The file is streamed in chunks, scored in worker processes (one per core by default) and written
+in input order to a temporary file renamed at the end, so memory stays bounded and a failure
+leaves no partial output.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,14 @@ import pyarrow as pa
 
 from kddad.data import fields
 from kddad.data.audit import EARLY_ROWS, Audit
-from kddad.data.records import iter_records
+from kddad.data.records import iter_batches
 from kddad.detector import Detector, DetectorError
 from kddad.errors import DataError
 from kddad.evaluation import detection_metrics
 from kddad.io import atomic_file
 from kddad.paths import THRESHOLD_FILE
+from kddad.score_chunks import ChunkJob, in_order, scorers
+from kddad.threads import available_cores, share
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +88,25 @@ def load_detector(model: str | Path, threshold: str | Path | None = None, device
 
 
 def _writer(path: Path, tmp: Path, schema_: pa.Schema, stack: ExitStack):
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    import pyarrow.parquet as pq
 
-        return stack.enter_context(pq.ParquetWriter(tmp, schema_))
-    from pyarrow import csv as pacsv
+    return stack.enter_context(pq.ParquetWriter(tmp, schema_))
 
-    sink = pa.output_stream(str(tmp), compression="gzip" if path.suffix == ".gz" else None)
-    stack.enter_context(sink)
-    return stack.enter_context(pacsv.CSVWriter(sink, schema_))
+
+#: Cores a worker process takes when ``--workers`` is not given: torch spreads a scoring batch
+#: well over a few threads of one process, so processes pay only for the cores beyond those.
+CORES_PER_WORKER = 4
+
+
+def default_workers(device: str = "auto") -> int:
+    """Worker processes when ``--workers`` is not given: one per :data:`CORES_PER_WORKER`
+    available cores on the CPU (so one on a small machine); one on an accelerator, which does the
+    scoring's work itself."""
+    from kddad.models.neural import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        return 1
+    return max(1, available_cores() // CORES_PER_WORKER)
 
 
 def score_file(
@@ -105,12 +118,20 @@ def score_file(
     chunk_rows: int = 100_000,
     progress: bool = True,
     allow_unknown: bool = False,
+    workers: int = 1,
+    model: str | Path | None = None,
+    threshold: str | Path | None = None,
+    device: str = "auto",
 ) -> Summary:
     """Score every record of ``input`` into ``output`` (CSV, ``.csv.gz`` or Parquet by suffix).
 
-    A file whose rows mostly hold categories the detector never saw, or labels of no known attack
-    (another spelling of the data), stops the run with its likely cause (:mod:`kddad.data.audit`),
-    after its first chunk or at the end, and writes nothing; ``allow_unknown`` scores it anyway.
+    ``workers`` > 1: chunks are scored in that many processes, each loading the detector from
+    ``model`` (with ``threshold`` and ``device`` as :func:`load_detector` takes them, so they score
+    as ``det`` does), while this process reads ahead and writes in input order; the output is the
+    same, byte for byte, as with one. A file whose rows mostly hold categories the detector never
+    saw, or labels of no known attack (another spelling of the data), stops the run with its likely
+    cause (:mod:`kddad.data.audit`), after its first chunk or at the end, and writes nothing;
+    ``allow_unknown`` scores it anyway.
     """
     from tqdm.auto import tqdm
 
@@ -119,62 +140,49 @@ def score_file(
         raise DataError(f"{output}: unknown output type {output.suffix!r}; expected .csv, .csv.gz or .parquet")
     if output.resolve() == input.resolve():
         raise DataError(f"{output}: the output would overwrite the input; choose another file")
+    if workers < 1:
+        raise DataError(f"workers: expected 1 or more, got {workers}")
+    if workers > 1 and model is None:
+        raise DetectorError("workers > 1: pass model=, the detector folder each worker process loads")
     if top_k and not det.has_feature_scores:
         log.info("model %s has no per-feature scores: no explanations (top-k 0)", det.model.name)
         top_k = 0
     start = time.perf_counter()
     audit = Audit(str(input))
     summary = Summary(threshold=float(det.threshold), output=output, audit=audit)
-    lay, chunks = iter_records(input, chunk_rows)
+    lay, chunks = iter_batches(input, chunk_rows)
+    head = list(itertools.islice(chunks, 2))
+    if len(head) < 2:
+        workers = 1  # one chunk: starting processes would cost more than it saves
+    chunks = itertools.chain(head, chunks)
+    job = ChunkJob(lay, top_k, output.suffix)
     checked = False
     labels: list[pd.DataFrame] = []
     scores: list[np.ndarray] = []
     with ExitStack() as stack:
         tmp = stack.enter_context(atomic_file(output))
-        writer = None
         bar = stack.enter_context(tqdm(unit=" rows", unit_scale=True, disable=not progress, desc=input.name))
-        # the next chunk is read, and the last one written, while this one is scored (pyarrow and
-        # torch release the GIL): one thread each, so chunks stay in order and memory stays bounded
-        reader = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="kddad-read"))
-        writer_thread = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="kddad-write"))
-        ahead, pending = reader.submit(next, chunks, None), [None]
-        while (chunk := ahead.result()) is not None:
-            ahead = reader.submit(next, chunks, None)
-            audit.add(chunk, det.encoder.categories)
+        pool, fn = stack.enter_context(scorers(det, model, threshold, device, workers, share(workers)))
+        sink = None if output.suffix == ".parquet" else stack.enter_context(open(tmp, "wb"))
+        writer = None
+        for scored in in_order(pool, fn, job, chunks, ahead=2 * workers):
+            audit.merge(scored.audit)
             if not checked and audit.rows >= EARLY_ROWS:  # most files are alike throughout: stop early
                 audit.check(allow_unknown, ALLOW_HINT)
                 checked = True
-            X = det.encoder.transform(chunk, str(input), report_unknown=False)
-            pred = det.predict(X)
-            out = pd.DataFrame(
-                {
-                    "row": chunk.index.to_numpy(np.int64),
-                    "instance_score": pred.instance_score,
-                    "is_outlier": pred.is_outlier,
-                }
-            )
-            if top_k:
-                out = pd.concat([out, det.explain(chunk, top_k, prediction=pred).reset_index(drop=True)], axis=1)
-            table = pa.Table.from_pandas(out, preserve_index=False)
-            if writer is None:
-                writer = _writer(output, tmp, table.schema, stack)
-                stack.callback(lambda: pending[0] and wait([pending[0]]))  # no close under a write
-            if pending[0] is not None:
-                pending[0].result()  # a write error surfaces here
-            pending[0] = writer_thread.submit(writer.write_table, table)
-            summary.rows += len(out)
-            summary.flagged += int(pred.is_outlier.sum())
-            if lay.labelled:
-                labels.append(  # compact (Arrow) strings: millions of rows stay small
-                    chunk[[fields.IS_OUTLIER, fields.CATEGORY, fields.LABEL]].astype(
-                        {fields.CATEGORY: "str", fields.LABEL: "str"}
-                    )
-                )
-                scores.append(pred.instance_score)
-            bar.update(len(out))
-        if pending[0] is not None:
-            pending[0].result()
-        if writer is None:
+            if sink is not None:
+                sink.write(scored.output)
+            else:
+                if writer is None:
+                    writer = _writer(output, tmp, scored.output.schema, stack)
+                writer.write_table(scored.output)
+            summary.rows += scored.rows
+            summary.flagged += scored.flagged
+            if scored.truth is not None:
+                labels.append(scored.truth)
+                scores.append(scored.scores)
+            bar.update(scored.rows)
+        if summary.rows == 0:
             raise DataError(f"{input}: holds no records (a header and nothing else)")
         audit.check(allow_unknown, ALLOW_HINT)  # before the output takes its name
     log.info("%s: %s", input, audit.summary())
@@ -183,13 +191,13 @@ def score_file(
             "categories unseen in training, encoded as all zeros: %s", {c: dict(v) for c, v in summary.unseen.items()}
         )
     if labels:
-        truth = pd.concat(labels, ignore_index=True)
+        truth = pd.concat(labels, ignore_index=True)  # categories of differing sets concatenate as text
         summary.metrics = detection_metrics(
             truth[fields.IS_OUTLIER].to_numpy(),
             np.concatenate(scores),
             det.threshold,
-            truth[fields.CATEGORY],
-            truth[fields.LABEL],
+            truth[fields.CATEGORY].astype(str),
+            truth[fields.LABEL].astype(str),
         )
     summary.seconds = time.perf_counter() - start
     return summary

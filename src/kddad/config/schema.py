@@ -568,6 +568,12 @@ class TrainerConfig(_Strict):
         description="Capture each training step in one CUDA graph on a CUDA device at 32-true precision "
         "(much faster at small batches); no effect on CPU or under mixed precision. Not a Lightning argument.",
     )
+    threads: PosInt | None = Field(
+        None,
+        description="torch's intra-op threads on the CPU; null: OMP_NUM_THREADS where set, else the cores this "
+        "process may use that no other process is busy on when training starts (threads beyond the free cores "
+        "slow every step down). Not a Lightning argument.",
+    )
     log_every_n_steps: PosInt = Field(50, description="Lightning's logging interval in steps.")
     enable_progress_bar: bool = Field(True, description="A progress bar per epoch.")
 

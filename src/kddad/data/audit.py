@@ -80,6 +80,17 @@ class Audit:
             unknown = df.loc[df[fields.CATEGORY] == "unknown", fields.LABEL]
             self.unknown_labels.update(unknown.astype(str).value_counts().to_dict())
 
+    def merge(self, other: Audit) -> None:
+        """Add the counts of ``other``: chunks of the same file counted elsewhere (a worker process)."""
+        self.rows += other.rows
+        self.unseen_rows += other.unseen_rows
+        for col, counts in other.unseen.items():
+            self.unseen.setdefault(col, Counter()).update(counts)
+        self.labelled_rows += other.labelled_rows
+        self.normal_rows += other.normal_rows
+        self.unknown_labels.update(other.unknown_labels)
+        self.known = other.known or self.known
+
     @property
     def unseen_share(self) -> float:
         return self.unseen_rows / self.rows if self.rows else 0.0

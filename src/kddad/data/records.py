@@ -62,7 +62,10 @@ _TYPES: dict[str, pa.DataType] = {
     DIFFICULTY: _INT,
 }
 SUFFIXES = (".csv", ".txt", ".gz", ".parquet")
-BLOCK_BYTES = 8 << 20  # about 80,000 rows a chunk
+#: Bytes of text a chunk of records takes, about: a text file is read in blocks of this times the chunk's rows.
+ROW_BYTES = 84
+#: Blocks of a file read whole, each parsed on a core of its own.
+WHOLE_BLOCK_BYTES = 8 << 20
 #: Names a leading index column is written under (pandas ``to_csv``, R's ``write.csv``, exports).
 _INDEX_NAMES = {"", "unnamed:_0", "unnamed_0", "index", "id", "row", "_"}
 _TAILS = {41: (), 42: (fields.LABEL,), 43: (fields.LABEL, DIFFICULTY)}
@@ -280,14 +283,15 @@ def labelled(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _csv_batches(lay: Layout, whole: bool = False) -> Iterator[pa.RecordBatch]:
+def _csv_batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[pa.RecordBatch]:
     """Streamed in blocks; ``whole``: parsed at once on every core (what training reads)."""
     from pyarrow import csv as pacsv
 
     names = [c if c in _KNOWN else f"_ignored_{i}" for i, c in enumerate(lay.columns)]
+    block = WHOLE_BLOCK_BYTES if whole else max(1 << 14, chunk_rows * ROW_BYTES)
     stream = pa.input_stream(str(lay.path), compression="gzip" if lay.format == "gzip" else None)
     options = {
-        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=int(lay.header), block_size=BLOCK_BYTES),
+        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=int(lay.header), block_size=block),
         "convert_options": pacsv.ConvertOptions(
             column_types={c: _TYPES[c] for c in lay.used}, include_columns=lay.used, strings_can_be_null=False
         ),
@@ -317,7 +321,7 @@ def _parquet_batches(lay: Layout, rows: int) -> Iterator[pa.RecordBatch]:
 
 def _batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[pa.RecordBatch]:
     """The file's record batches under KDD names, text fields trimmed; faults as DataError."""
-    batches = _parquet_batches(lay, chunk_rows) if lay.format == "parquet" else _csv_batches(lay, whole)
+    batches = _parquet_batches(lay, chunk_rows) if lay.format == "parquet" else _csv_batches(lay, chunk_rows, whole)
     while True:
         try:
             batch = next(batches)
@@ -336,7 +340,7 @@ def _batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[pa.R
         yield batch
 
 
-def _frame(data: pa.RecordBatch | pa.Table, lay: Layout, line: int) -> pd.DataFrame:
+def frame(data: pa.RecordBatch | pa.Table, lay: Layout, line: int) -> pd.DataFrame:
     """Records as the reader hands them, checked; ``line``: the file line of the first one."""
     df = data.to_pandas()
     df = df[[c for c in (*fields.FEATURES, fields.LABEL, DIFFICULTY) if c in df.columns]]
@@ -359,14 +363,23 @@ def iter_records(
     as :class:`~kddad.errors.DataError` naming the file, line and column, when the chunk that
     holds them is reached.
     """
+    lay, batches = iter_batches(path, chunk_rows, name)
+    return lay, (frame(batch, lay, line) for line, batch in batches)
+
+
+def iter_batches(
+    path: str | Path, chunk_rows: int = 100_000, name: str | None = None
+) -> tuple[Layout, Iterator[tuple[int, pa.RecordBatch]]]:
+    """What :func:`iter_records` reads, before :func:`frame` checks it: each chunk as an Arrow
+    batch with the file line of its first record, for a caller that checks chunks elsewhere (a
+    worker process): parsing faults are raised here, value faults by :func:`frame`."""
     lay = layout(path, name)
 
-    def chunks() -> Iterator[pd.DataFrame]:
+    def chunks() -> Iterator[tuple[int, pa.RecordBatch]]:
         line = 1 + int(lay.header)
         for batch in _batches(lay, chunk_rows):
-            df = _frame(batch, lay, line)
-            line += len(df)
-            yield df
+            yield line, batch
+            line += batch.num_rows
 
     return lay, chunks()
 
@@ -377,4 +390,4 @@ def read_records(path: str | Path, name: str | None = None) -> tuple[Layout, pd.
     batches = list(_batches(lay, 1 << 20, whole=True))
     if not batches:
         raise DataError(f"{lay.path}: holds no records (a header and nothing else)")
-    return lay, _frame(pa.Table.from_batches(batches), lay, 1 + int(lay.header))
+    return lay, frame(pa.Table.from_batches(batches), lay, 1 + int(lay.header))

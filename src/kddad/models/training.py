@@ -26,6 +26,7 @@ from kddad.io import sweep_stale
 from kddad.models.base import History
 from kddad.models.batches import TensorBatches
 from kddad.models.graphed import GraphedStep, graph_blocker
+from kddad.threads import computing_on
 
 if TYPE_CHECKING:
     from kddad.models.neural import NeuralModel
@@ -197,11 +198,14 @@ def fit(
     history = EpochHistory()
     # a killed training leaves its checkpoint folder behind: the next one sweeps those of dead processes
     sweep_stale(Path(tempfile.gettempdir()), CHECKPOINT_PREFIX)
-    with tempfile.TemporaryDirectory(prefix=f"{CHECKPOINT_PREFIX}{os.getpid()}-") as ckpt_dir:
+    with (
+        computing_on(trainer_cfg.threads),
+        tempfile.TemporaryDirectory(prefix=f"{CHECKPOINT_PREFIX}{os.getpid()}-") as ckpt_dir,
+    ):
         best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1, save_weights_only=True)
         stop = EarlyStopping(monitor="val_loss", mode="min", patience=stopping.patience, min_delta=stopping.min_delta)
         trainer = pl.Trainer(
-            **trainer_cfg.model_dump(exclude={"gradient_clip_val", "cuda_graph"}),  # ours, not the Trainer's
+            **trainer_cfg.model_dump(exclude={"gradient_clip_val", "cuda_graph", "threads"}),  # ours, not the Trainer's
             logger=logger,
             callbacks=[history, best, stop, *(callbacks or [])],
             default_root_dir=ckpt_dir,
