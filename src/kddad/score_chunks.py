@@ -1,7 +1,7 @@
 """One chunk of a file scored: checked, encoded, scored, explained and serialised, where it runs.
 
 The same function scores a chunk in the ``kddad score`` process, in its worker processes
-(``--workers``) and on Ray workers (:mod:`kddad.score_ray`), so every path writes the same bytes
+(``--workers``), so every number of workers writes the same bytes
 for the same rows. A worker process loads the detector from its folder once (nothing of ours is
 pickled) and computes on its share of the cores (:mod:`kddad.threads`).
 """
