@@ -3,7 +3,9 @@ SQLite MLflow store."""
 
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -131,24 +133,53 @@ def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_
 
 @pytest.fixture
 def ray_cluster(tmp_path):
-    """A real one-node Ray cluster on this machine, started the way the README says."""
+    """A real one-node Ray cluster on this machine, started as the README says, but in a folder
+    of its own: its workers run there, not where the sweep is launched."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
     run(
         [*ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        ROOT,
+        elsewhere,
         timeout=180,
     )
-    yield
+    yield elsewhere
     run([*ray, "stop", "--force"], code=None, timeout=120)
 
 
-def test_ray_cluster_launcher_runs_jobs_on_the_cluster(tmp_path, sweep, ray_cluster, monkeypatch):
-    monkeypatch.setenv("RAY_ADDRESS", "auto")
-    _, _, children, proc = sweep("hydra/launcher=ray_cluster", "model=ae,vae")
+def test_ray_cluster_launcher_runs_jobs_on_a_cluster_started_elsewhere(tmp_path, mirror, kdd_slice, ray_cluster):
+    """The sweep is launched from its own folder with relative paths (sweep folder, cache, data
+    file); the cluster's workers run in another folder and still find all of them."""
+    here = tmp_path / "project"
+    here.mkdir()
+    shutil.copy(kdd_slice, here / "slice.gz")
+    env = {**os.environ, "KDDAD_DATA_MIRROR": str(mirror), "KDDAD_CACHE": "cache", "RAY_ADDRESS": "auto"}
+    cmd = [
+        sys.executable,
+        ROOT / "pipelines" / "experiment.py",
+        "-m",
+        "hydra/launcher=ray_cluster",
+        "model=ae,vae",
+        *slice_overrides(Path("slice.gz")),
+        "debug=quick",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        f"tracking.uri=sqlite:///{here / 'mlflow.db'}",
+        "hydra.sweep.dir=sweep",
+    ]
+    proc = run(cmd, here, env, timeout=900)
+    client = MlflowClient(f"sqlite:///{here / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("kddad").experiment_id
+    runs = client.search_runs([exp], max_results=100)
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 2 and all(r.info.status == "FINISHED" and "f1" in r.data.metrics for r in children)
     # the jobs ran in Ray worker processes (Ray prefixes their output with the worker's pid)
     assert proc.stdout.count("(_run_job pid=") + proc.stderr.count("(_run_job pid=") >= 2
-    assert (tmp_path / "sweep" / "summary" / "summary.md").is_file()
+    assert (here / "sweep" / "summary" / "summary.md").is_file()
+    assert sorted(p.name for p in (here / "sweep").iterdir() if p.name.isdigit()) == ["0", "1"]  # job folders
+    assert (here / "cache").is_dir()
+    assert not any(p.name in ("sweep", "cache", "mlflow.db", "outputs") for p in ray_cluster.iterdir())
 
 
 def test_a_search_on_a_protocol_whose_threshold_batch_is_the_test_set_is_refused(tmp_path, mirror):

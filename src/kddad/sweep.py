@@ -19,7 +19,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from kddad import config
 from kddad.entry import signal_exit, user_errors
@@ -232,11 +232,48 @@ def _chart(summary: Any, path: Path) -> None:
     figures.save(fig, path)
 
 
+#: Variables naming folders the jobs read, made absolute where the sweep is launched.
+PATH_VARIABLES = ("KDDAD_CACHE", "KDDAD_DATA_MIRROR")
+#: Overrides naming a file or folder, made absolute likewise.
+PATH_OVERRIDES = ("dataset.path",)
+
+
+def _absolute_override(overrides: list[str], key: str, value: Path) -> list[str]:
+    kept = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~") == key]
+    return [*kept, f"{key}='{value}'"]
+
+
+def anchor_paths(config: DictConfig) -> None:
+    """Make what the jobs find by a relative path absolute, resolved where the sweep is launched:
+    the sweep folder (and with it the parent run's file), the cache and mirror folders, a local
+    data file. A launcher's worker (Ray, SLURM) runs in the folder its node was started in, where
+    the relative paths name nothing. Each job's config is composed again from the hydra and task
+    overrides, so the absolute paths go in as overrides."""
+    for var in PATH_VARIABLES:
+        if os.environ.get(var):
+            os.environ[var] = str(Path(os.environ[var]).resolve())
+    if "KDDAD_CACHE" not in os.environ or not os.environ["KDDAD_CACHE"]:
+        os.environ["KDDAD_CACHE"] = str(cache_dir())
+    with read_write(config), open_dict(config):
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if not sweep_dir.is_absolute():
+            config.hydra.sweep.dir = str(sweep_dir.resolve())
+            hydra_overrides = list(config.hydra.overrides.hydra)
+            config.hydra.overrides.hydra = _absolute_override(hydra_overrides, "hydra.sweep.dir", sweep_dir.resolve())
+        task = list(config.hydra.overrides.task)
+        for key in PATH_OVERRIDES:
+            value = OmegaConf.select(config, key)
+            if value and not Path(str(value)).is_absolute() and any(o.split("=", 1)[0] == key for o in task):
+                task = _absolute_override(task, key, Path(str(value)).resolve())
+        config.hydra.overrides.task = task
+
+
 class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before the jobs and writes its summary after them."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         os.environ[COMMAND_ENV] = shlex.join(command_line())  # the jobs' runs name the sweep's command
+        anchor_paths(config)
         with user_errors():  # a bad config or an unreachable store: one line, exit 2, before any job
             self._open_parent(config)
 
