@@ -6,7 +6,7 @@ as the full data set is distributed), written once under bench/.cache/. The comm
 child process; its peak resident memory is that of the command and its worker processes together.
 
 Usage (after `make run`): python bench/score_file.py [--model models/detector] [--repeat 10] [--device auto]
-                          [--workers 1 2 0]   (0: the command's default, one per core)
+                          [--workers 1 2 0]   (0: the command's default)   [--ray local]
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--top-k", type=int, default=3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 0], help="0: the command's default")
+    ap.add_argument("--ray", metavar="ADDRESS", help="also score through Ray actors (local: a private instance)")
     args = ap.parse_args()
     src = big_file(args.repeat)
     out = HERE / ".cache" / "scores.csv"
@@ -59,11 +60,12 @@ def main() -> None:
     size = src.stat().st_size / 2**20
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs; input {src.name} ({size:.0f} MiB)")
     first = None
-    for workers in args.workers:
-        run = cmd + (["--workers", str(workers)] if workers else [])
+    runs = [(w, []) for w in args.workers] + [(w, ["--ray", args.ray]) for w in args.workers if args.ray]
+    for workers, ray in runs:
+        run = cmd + (["--workers", str(workers)] if workers else []) + ray
         rate, peak_mib, said = _run(run)
         first = first or rate
-        label = workers or f"default ({os.cpu_count()})"
+        label = f"{workers or 'default'}{' on Ray ' + args.ray if ray else ''}"
         print(f"workers {label}: kddad says: {said}")
         ratio = rate / first
         print(f"workers {label}: {rate:,.0f} rows/s with start-up, peak memory {peak_mib:,.0f} MiB, {ratio:.2f}x")

@@ -4,6 +4,8 @@ configs and copies of the repo as a user's clone. Plain functions and constants:
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from helpers.config import use_local_file, use_preset
 from helpers.data import KDD10, NSL_TEST, SLICE_LINES, write_head
 from helpers.repo import ROOT, Repo, copy_repo
+from helpers.run import run
 
 from kddad import config
 from kddad.data.read import read_kdd
@@ -123,3 +126,25 @@ def pipeline(tmp_path_factory, mirror: Path) -> Iterator[tuple[Repo, str]]:
     repo = _new_repo(tmp_path_factory.mktemp("pipeline"), mirror)
     proc = repo.dvc("repro")
     yield repo, proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A real one-node Ray cluster on this machine (2 CPUs), started as the README says, but in a
+    folder of its own: its workers run there, not where the command is launched. One at a time
+    across test workers: a machine runs one `ray start --head` cluster, and `ray stop` ends it."""
+    from filelock import FileLock
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    with FileLock(Path(tempfile.gettempdir()) / "kddad-tests-ray-cluster.lock"):
+        run(
+            [*ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+            elsewhere,
+            timeout=180,
+        )
+        try:
+            yield elsewhere
+        finally:
+            run([*ray, "stop", "--force"], code=None, timeout=120)

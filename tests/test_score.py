@@ -313,3 +313,17 @@ def test_a_fault_found_by_a_worker_names_its_line(pipeline, mirror, tmp_path, ca
     [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert error == f"{src}: line 15001, column 'src_bytes': expected a non-negative count, got -5"
     assert list(tmp_path.iterdir()) == [src]
+
+
+def test_ray_actors_write_what_one_process_writes(pipeline, mirror, tmp_path, ray_cluster, capsys):
+    """20,000 rows scored by two actors of a local Ray cluster (2 CPUs, started in another folder)."""
+    path = pipeline[0].path
+    src = write_head(mirror / KDD10, tmp_path / "slice.gz", 20000)
+    common = ["score", "--model", str(path / "models/detector"), "--input", str(src), "--no-progress"]
+    main([*common, "--output", str(tmp_path / "one.csv"), "--workers", "1", "--chunk-rows", "3000"])
+    one = capsys.readouterr().out
+    main([*common, "--output", str(tmp_path / "ray.csv"), "--ray", "--workers", "2", "--chunk-rows", "3000"])
+    on_ray = capsys.readouterr().out
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    assert on_ray.split(" s (")[0].rsplit(",", 1)[0] == one.split(" s (")[0].rsplit(",", 1)[0]
+    assert pd.read_csv(tmp_path / "ray.csv")["row"].tolist() == list(range(20000))

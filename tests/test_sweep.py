@@ -131,22 +131,6 @@ def test_optuna_search_tunes_on_the_threshold_batch_and_records_every_trial(tmp_
     assert best.data.metrics["sweep.best.threshold_batch.roc_auc"] == pytest.approx(max(objective.values()))
 
 
-@pytest.fixture
-def ray_cluster(tmp_path):
-    """A real one-node Ray cluster on this machine, started as the README says, but in a folder
-    of its own: its workers run there, not where the sweep is launched."""
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    ray = [sys.executable, "-m", "ray.scripts.scripts"]
-    run(
-        [*ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        elsewhere,
-        timeout=180,
-    )
-    yield elsewhere
-    run([*ray, "stop", "--force"], code=None, timeout=120)
-
-
 def test_ray_cluster_launcher_runs_jobs_on_a_cluster_started_elsewhere(tmp_path, mirror, kdd_slice, ray_cluster):
     """The sweep is launched from its own folder with relative paths (sweep folder, cache, data
     file); the cluster's workers run in another folder and still find all of them."""

@@ -31,8 +31,7 @@ def _score(args: argparse.Namespace) -> None:
     from kddad.scoring import default_workers, load_detector, metrics_lines, score_file
 
     det = load_detector(args.model, args.threshold, args.device)
-    workers = args.workers or default_workers(args.device)
-    log.debug("scoring on %d worker(s)", workers)
+    workers = args.workers or (None if args.ray else default_workers(args.device))
     summary = score_file(
         det,
         args.input,
@@ -45,6 +44,7 @@ def _score(args: argparse.Namespace) -> None:
         model=args.model,
         threshold=args.threshold,
         device=args.device,
+        ray=args.ray,
     )
     if summary.metrics is not None:
         for line in metrics_lines(summary.metrics):
@@ -118,6 +118,15 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="processes that score chunks side by side, each loading the detector once (default: one per 4 cores "
         "this process may use on the CPU, 1 on an accelerator); the output is the same for any number",
+    )
+    s.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        metavar="ADDRESS",
+        help="score on the actors of a Ray cluster: auto (RAY_ADDRESS, else the one `ray start` began; the "
+        "default), ray://host:10001, or local (a private instance); --workers actors (default: one per 4 of the "
+        "cluster's CPUs), GPUs shared among them where it has some; the detector folder must be readable there",
     )
     s.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
     s.add_argument("--no-progress", action="store_true", help="no progress bar")

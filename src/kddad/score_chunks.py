@@ -156,3 +156,10 @@ def _result(future: Future) -> Scored:
         raise KddadError(
             "a scoring worker process died (out of memory, or killed); try fewer --workers or a smaller --chunk-rows"
         ) from None
+    except Exception as err:
+        cause = getattr(err, "cause", None)  # a Ray task's error wraps the one the actor raised
+        if isinstance(cause, KddadError):
+            raise cause from None
+        if type(err).__name__ in ("RayActorError", "ActorDiedError", "ActorUnavailableError"):
+            raise KddadError(f"a Ray scoring actor died ({str(err).splitlines()[0]}); try fewer --workers") from None
+        raise

@@ -118,20 +118,24 @@ def score_file(
     chunk_rows: int = 100_000,
     progress: bool = True,
     allow_unknown: bool = False,
-    workers: int = 1,
+    workers: int | None = 1,
     model: str | Path | None = None,
     threshold: str | Path | None = None,
     device: str = "auto",
+    ray: str | None = None,
 ) -> Summary:
     """Score every record of ``input`` into ``output`` (CSV, ``.csv.gz`` or Parquet by suffix).
 
     ``workers`` > 1: chunks are scored in that many processes, each loading the detector from
     ``model`` (with ``threshold`` and ``device`` as :func:`load_detector` takes them, so they score
     as ``det`` does), while this process reads ahead and writes in input order; the output is the
-    same, byte for byte, as with one. A file whose rows mostly hold categories the detector never
-    saw, or labels of no known attack (another spelling of the data), stops the run with its likely
-    cause (:mod:`kddad.data.audit`), after its first chunk or at the end, and writes nothing;
-    ``allow_unknown`` scores it anyway.
+    same, byte for byte, as with one (None: :func:`default_workers`). ``ray``: the address of a
+    Ray cluster (``auto``, ``ray://host:10001``, or ``local`` for a private instance) whose actors
+    score instead (:mod:`kddad.score_ray`; ``workers`` None: by the cluster's CPUs).
+
+    A file whose rows mostly hold categories the detector never saw, or labels of no known attack
+    (another spelling of the data), stops the run with its likely cause (:mod:`kddad.data.audit`),
+    after its first chunk or at the end, and writes nothing; ``allow_unknown`` scores it anyway.
     """
     from tqdm.auto import tqdm
 
@@ -140,10 +144,12 @@ def score_file(
         raise DataError(f"{output}: unknown output type {output.suffix!r}; expected .csv, .csv.gz or .parquet")
     if output.resolve() == input.resolve():
         raise DataError(f"{output}: the output would overwrite the input; choose another file")
-    if workers < 1:
+    if workers is None and ray is None:
+        workers = default_workers(device)
+    if workers is not None and workers < 1:
         raise DataError(f"workers: expected 1 or more, got {workers}")
-    if workers > 1 and model is None:
-        raise DetectorError("workers > 1: pass model=, the detector folder each worker process loads")
+    if (ray is not None or workers > 1) and model is None:
+        raise DetectorError("workers > 1 or ray: pass model=, the detector folder each worker loads")
     if top_k and not det.has_feature_scores:
         log.info("model %s has no per-feature scores: no explanations (top-k 0)", det.model.name)
         top_k = 0
@@ -152,7 +158,7 @@ def score_file(
     summary = Summary(threshold=float(det.threshold), output=output, audit=audit)
     lay, chunks = iter_batches(input, chunk_rows)
     head = list(itertools.islice(chunks, 2))
-    if len(head) < 2:
+    if len(head) < 2 and ray is None:
         workers = 1  # one chunk: starting processes would cost more than it saves
     chunks = itertools.chain(head, chunks)
     job = ChunkJob(lay, top_k, output.suffix)
@@ -162,7 +168,12 @@ def score_file(
     with ExitStack() as stack:
         tmp = stack.enter_context(atomic_file(output))
         bar = stack.enter_context(tqdm(unit=" rows", unit_scale=True, disable=not progress, desc=input.name))
-        pool, fn = stack.enter_context(scorers(det, model, threshold, device, workers, share(workers)))
+        if ray is not None:
+            from kddad.score_ray import ray_scorers
+
+            pool, fn, workers = stack.enter_context(ray_scorers(model, threshold, device, workers, ray))
+        else:
+            pool, fn = stack.enter_context(scorers(det, model, threshold, device, workers, share(workers)))
         sink = None if output.suffix == ".parquet" else stack.enter_context(open(tmp, "wb"))
         writer = None
         for scored in in_order(pool, fn, job, chunks, ahead=2 * workers):
