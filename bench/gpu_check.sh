@@ -54,8 +54,11 @@ EOF'
         --save bench/.cache/device_detector
     part score_throughput 60 python3 bench/score_throughput.py --devices cuda cpu --samples 10 1 --repeat 2
     if [ -d bench/.cache/device_detector/detector ]; then
-        part score_file_cuda 90 python3 bench/score_file.py --model bench/.cache/device_detector/detector --device cuda
-        part score_file_cpu 90 python3 bench/score_file.py --model bench/.cache/device_detector/detector --device cpu
+        part score_file_cuda 90 python3 bench/score_file.py --model bench/.cache/device_detector/detector --device cuda \
+            --workers 1
+        # the 16 CPU cores: one process, 4 workers of 4 cores (the default), and one a core
+        part score_file_cpu 240 python3 bench/score_file.py --model bench/.cache/device_detector/detector --device cpu \
+            --workers 1 0 16
     fi
     echo "=== gpu_check done after ${SECONDS} s"
 }
