@@ -12,7 +12,6 @@ Usage (after `make run`): python bench/score_file.py [--model models/detector] [
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import platform
 import subprocess
@@ -20,24 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from _data import big_file
+
 from kddad.paths import Paths
 
 HERE = Path(__file__).resolve().parent
-KDD10 = "kddcup.data_10_percent.gz"
-
-
-def big_file(repeat: int) -> Path:
-    mirror = Path(os.environ.get("KDDAD_DATA_MIRROR", HERE.parent.parent / "shared" / "data"))
-    dst = HERE / ".cache" / f"kdd10x{repeat}.gz"
-    if not dst.is_file():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        data = gzip.decompress((mirror / KDD10).read_bytes())
-        tmp = dst.with_suffix(".tmp")
-        with gzip.open(tmp, "wb", compresslevel=1) as f:
-            for _ in range(repeat):
-                f.write(data)
-        tmp.replace(dst)
-    return dst
 
 
 def main() -> None:

@@ -184,3 +184,35 @@ def sha256sum(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class NpyWriter:
+    """An ``.npy`` file written in pieces: the header for its known shape, then rows appended,
+    so an array never sits in memory whole; the file reads as ``np.save`` would have written it.
+    A file not filled to its shape is refused on closing."""
+
+    def __init__(self, path: str | Path, dtype: Any, shape: tuple[int, ...]) -> None:
+        import numpy as np
+
+        self.path, self.dtype, self.shape = Path(path), np.dtype(dtype), shape
+        self.written = 0
+        self._file = open(self.path, "wb")  # noqa: SIM115 (closed in __exit__)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(self._file, header)
+
+    def append(self, rows: Any) -> None:
+        import numpy as np
+
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.shape[1:] or self.written + len(rows) > self.shape[0]:
+            raise ValueError(f"{self.path}: rows of shape {rows.shape} do not fit an array of shape {self.shape}")
+        self._file.write(rows.tobytes())
+        self.written += len(rows)
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self._file.close()
+        if kind is None and self.written != self.shape[0]:
+            raise ValueError(f"{self.path}: {self.written} rows written of the {self.shape[0]} its header promises")

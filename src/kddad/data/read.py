@@ -10,13 +10,22 @@ import pandas as pd
 
 from kddad.data import fields
 from kddad.data.audit import Audit
-from kddad.data.records import read_records
+from kddad.data.records import Layout, read_records
 from kddad.errors import DataError
 
 log = logging.getLogger(__name__)
 
 #: How a user goes on past :mod:`kddad.data.audit`'s check in the pipeline.
 ALLOW_HINT = "set dataset.allow_unknown=true to train on it anyway"
+
+
+def require_labels(lay: Layout) -> None:
+    """Refuse a file of unlabelled records where training and evaluation need labels."""
+    if not lay.labelled:
+        raise DataError(
+            f"{lay.path}: no label column (41 fields a row); training and evaluation need labelled records: "
+            "41 features + label (KDD Cup 99), optionally + difficulty (NSL-KDD)"
+        )
 
 
 def read_kdd(path: str | Path, name: str | None = None, allow_unknown: bool = False) -> pd.DataFrame:
@@ -30,11 +39,7 @@ def read_kdd(path: str | Path, name: str | None = None, allow_unknown: bool = Fa
     labels mostly name no known attack, is refused unless ``allow_unknown``.
     """
     lay, df = read_records(path, name)
-    if not lay.labelled:
-        raise DataError(
-            f"{path}: no label column (41 fields a row); training and evaluation need labelled records: "
-            "41 features + label (KDD Cup 99), optionally + difficulty (NSL-KDD)"
-        )
+    require_labels(lay)
     audit = Audit(str(path))
     audit.add(df)
     audit.check(allow_unknown, ALLOW_HINT)

@@ -277,9 +277,15 @@ def check_values(df: pd.DataFrame, where: str, first_line: int, unit: str = "lin
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``category`` and ``is_outlier`` beside a ``label`` column (trailing dots dropped)."""
-    df[fields.LABEL] = df[fields.LABEL].astype(str).str.rstrip(".")
-    df[fields.CATEGORY] = label_category(df[fields.LABEL])
-    df[fields.IS_OUTLIER] = (df[fields.LABEL] != "normal").astype("int8")
+    codes, names = pd.factorize(df[fields.LABEL].astype(str))  # a file holds a few dozen labels: work on those
+    names = pd.Series(names).astype(str).str.rstrip(".")
+
+    def per_row(values: pd.Series) -> pd.Series:
+        return values.iloc[codes].set_axis(df.index)
+
+    df[fields.LABEL] = per_row(names)
+    df[fields.CATEGORY] = per_row(label_category(names))
+    df[fields.IS_OUTLIER] = per_row((names != "normal").astype("int8"))
     return df
 
 
@@ -353,7 +359,7 @@ def frame(data: pa.RecordBatch | pa.Table, lay: Layout, line: int) -> pd.DataFra
 
 
 def iter_records(
-    path: str | Path, chunk_rows: int = 100_000, name: str | None = None
+    path: str | Path | Layout, chunk_rows: int = 100_000, name: str | None = None
 ) -> tuple[Layout, Iterator[pd.DataFrame]]:
     """The file's layout and its rows in chunks: the 41 features under their KDD names, then
     ``label``, ``category``, ``is_outlier`` when labelled, and ``difficulty`` when present; the
@@ -368,12 +374,13 @@ def iter_records(
 
 
 def iter_batches(
-    path: str | Path, chunk_rows: int = 100_000, name: str | None = None
+    path: str | Path | Layout, chunk_rows: int = 100_000, name: str | None = None
 ) -> tuple[Layout, Iterator[tuple[int, pa.RecordBatch]]]:
     """What :func:`iter_records` reads, before :func:`frame` checks it: each chunk as an Arrow
     batch with the file line of its first record, for a caller that checks chunks elsewhere (a
-    worker process): parsing faults are raised here, value faults by :func:`frame`."""
-    lay = layout(path, name)
+    worker process): parsing faults are raised here, value faults by :func:`frame`. ``path``
+    may be a :class:`Layout` already recognised (a file read a second time)."""
+    lay = path if isinstance(path, Layout) else layout(path, name)
 
     def chunks() -> Iterator[tuple[int, pa.RecordBatch]]:
         line = 1 + int(lay.header)

@@ -267,10 +267,13 @@ class FeatureEncoder:
                 found[col] = {str(k): int(v) for k, v in counts.items()}
         return found
 
-    def transform(self, df: pd.DataFrame, what: str = "data", report_unknown: bool = True) -> np.ndarray:
+    def transform(
+        self, df: pd.DataFrame, what: str = "data", report_unknown: bool = True, first: int = 0
+    ) -> np.ndarray:
         """Encode rows; unseen categories become all-zero one-hots (logged), never an error.
 
         ``report_unknown=False``: the caller counts them itself (``unknown_categories``).
+        ``first``: the row number of ``df``'s first row in ``what`` (a chunk of it), for faults.
         """
         self._check_fitted()
         frame = self._frame(df, what)
@@ -288,7 +291,7 @@ class FeatureEncoder:
         if bad.any():
             r, c = map(int, np.argwhere(bad)[0])
             raise DataError(
-                f"{what}: row {r}, feature {self.feature_names[c]!r} encodes to {X[r, c]} "
+                f"{what}: row {first + r}, feature {self.feature_names[c]!r} encodes to {X[r, c]} "
                 "(log1p of a negative value?); expected finite values"
             )
         return X

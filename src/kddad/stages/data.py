@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from kddad.config import Config, DataFileConfig
 from kddad.data import fields
 from kddad.data.download import fetch
 from kddad.errors import DataError
-from kddad.io import atomic_dir, write_json
+from kddad.io import NpyWriter, atomic_dir, write_json
 from kddad.paths import Paths, feature_files, features_meta, split_file
 
 if TYPE_CHECKING:
@@ -44,34 +45,35 @@ def download(cfg: Config, paths: Paths = Paths()) -> list[Path]:
     ]
 
 
-def _read_raw(file: DataFileConfig, paths: Paths, key: str, allow_unknown: bool) -> pd.DataFrame:
-    from kddad.data.read import read_kdd
-
+def _raw(file: DataFileConfig, paths: Paths) -> Path:
     raw = paths.raw / file.raw_name
     if not raw.is_file():
         raise DataError(f"{raw}: not found; run the download stage first (dvc repro download)")
-    df = read_kdd(raw, allow_unknown=allow_unknown)
-    if file.rows is not None and len(df) != file.rows:
-        raise DataError(f"{raw}: expected {file.rows} rows ({key}), got {len(df)}")
-    return df
+    return raw
 
 
 def split(cfg: Config, paths: Paths = Paths()) -> dict:
-    """Parse the raw file, split it, write data/split/*.parquet and reports/split.json.
+    """Split the raw file, write data/split/*.parquet and reports/split.json.
 
     Besides train, val, threshold and test: ``attacks``, every attack row held out from training
-    and thresholding, for the evaluate stage's second view.
+    and thresholding, for the evaluate stage's second view. The file is read twice and never held
+    whole (:mod:`kddad.data.split_files`), so its size does not set the stage's memory.
     """
-    from kddad.data.split import split as split_rows
+    from kddad.data.split import ALL_SPLITS
+    from kddad.data.split_files import split_files
 
     start = time.perf_counter()
-    allow = cfg.dataset.allow_unknown
-    df = _read_raw(cfg.dataset, paths, "dataset.rows", allow)
-    test = None if cfg.dataset.test is None else _read_raw(cfg.dataset.test, paths, "dataset.test.rows", allow)
-    frames, report = split_rows(df, cfg.split, test)
+    test = cfg.dataset.test
     with atomic_dir(paths.split) as tmp:
-        for name, frame in frames.items():
-            frame.to_parquet(split_file(tmp, name), index=False)
+        report = split_files(
+            _raw(cfg.dataset, paths),
+            cfg.split,
+            {name: split_file(tmp, name) for name in ALL_SPLITS},
+            test=None if test is None else _raw(test, paths),
+            allow_unknown=cfg.dataset.allow_unknown,
+            rows=cfg.dataset.rows,
+            test_rows=None if test is None else test.rows,
+        )
     write_json(paths.split_report, report)
     log.info(
         "split: %s rows, outlier fraction %s (%.1f s)",
@@ -89,38 +91,58 @@ def load_split(name: str, paths: Paths = Paths()) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def _parquet_chunks(path: Path) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    from kddad.data.split_files import ROW_GROUP_ROWS
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+        yield batch.to_pandas()
+
+
 def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
-    """Fit the encoder on train, write float32 arrays for every split and the encoder."""
+    """Fit the encoder on train, write float32 arrays for every split and the encoder.
+
+    The encoder is fitted on the train split's columns it reads; every split is then audited,
+    encoded and written a chunk at a time, so the stage holds one split whole only for fitting.
+    """
+    import pyarrow.parquet as pq
+
     from kddad.data.audit import Audit
     from kddad.data.read import ALLOW_HINT
     from kddad.data.split import ALL_SPLITS
     from kddad.features.encoder import FeatureEncoder
 
-    frames = {name: load_split(name, paths) for name in ALL_SPLITS}
+    files = {name: split_file(paths.split, name) for name in ALL_SPLITS}
+    missing = next((f for f in files.values() if not f.is_file()), None)
+    if missing is not None:
+        raise DataError(f"{missing}: not found; run the split stage first (dvc repro split)")
     enc = FeatureEncoder(cfg.features.numeric, cfg.features.categorical, cfg.scaling.method, cfg.scaling.log1p)
-    enc.fit(frames["train"])
+    enc.fit(pd.read_parquet(files["train"], columns=enc.columns))
+    width = len(enc.feature_names)
     meta = {"feature_names": enc.feature_names, "rows": {}, "unknown_categories": {}}
     shares = {}
-    for name, frame in frames.items():
-        where = str(split_file(paths.split, name))
-        audit = Audit(where)
-        audit.add(frame, enc.categories, labels=False)  # the raw file's labels were checked in split
-        shares[name] = f"{audit.unseen_share:.2%}"
-        meta["unknown_categories"][name] = {col: dict(counts) for col, counts in audit.unseen.items()}
-        # a test file in another spelling: its inliers' categories unseen too (attacks may well use
-        # services the training rows never had: they are not what the check is for)
-        inliers = Audit(f"{where} (its {cfg.split.inlier} rows)")
-        inliers.add(frame[frame[fields.IS_OUTLIER] == 0], enc.categories, labels=False)
-        inliers.check(cfg.dataset.allow_unknown, ALLOW_HINT)
-    log.info("encode: share of rows with a category unseen in train (listed in meta.json): %s", shares)
     with atomic_dir(paths.features) as tmp:
-        for name, frame in frames.items():
-            X = enc.transform(frame, what=str(split_file(paths.split, name)), report_unknown=False)
+        for name, path in files.items():
+            where = str(path)
+            rows = pq.ParquetFile(path).metadata.num_rows
+            audit = Audit(where)
+            # a test file in another spelling: its inliers' categories unseen too (attacks may well use
+            # services the training rows never had: they are not what the check is for)
+            inliers = Audit(f"{where} (its {cfg.split.inlier} rows)")
             X_file, y_file = feature_files(tmp, name)
-            np.save(X_file, X)
-            np.save(y_file, frame[fields.IS_OUTLIER].to_numpy(dtype=np.int8))
-            meta["rows"][name] = int(X.shape[0])
+            with NpyWriter(X_file, np.float32, (rows, width)) as X_out, NpyWriter(y_file, np.int8, (rows,)) as y_out:
+                for frame in _parquet_chunks(path):
+                    audit.add(frame, enc.categories, labels=False)  # the raw file's labels were checked in split
+                    inliers.add(frame[frame[fields.IS_OUTLIER] == 0], enc.categories, labels=False)
+                    X_out.append(enc.transform(frame, what=where, report_unknown=False, first=y_out.written))
+                    y_out.append(frame[fields.IS_OUTLIER].to_numpy(dtype=np.int8))
+            inliers.check(cfg.dataset.allow_unknown, ALLOW_HINT)
+            shares[name] = f"{audit.unseen_share:.2%}"
+            meta["unknown_categories"][name] = {col: dict(counts) for col, counts in audit.unseen.items()}
+            meta["rows"][name] = rows
         write_json(features_meta(tmp), meta)
+    log.info("encode: share of rows with a category unseen in train (listed in meta.json): %s", shares)
     enc.save(paths.encoder)
     log.info(
         "encode: %d features (%s, %s scaling%s) for %s",
