@@ -95,3 +95,24 @@ def test_scoring_a_trained_network_does_not_import_lightning(prepared):
     )
     out = run([sys.executable, "-c", code]).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_evaluate_scores_a_large_split_in_pieces_as_one_pass_would(prepared, monkeypatch):
+    """The held-out attacks are scored a chunk at a time and keep only their labels and keys."""
+    import pandas as pd
+
+    from kddad.evaluation.views import ROW_COLUMNS, with_distinct_key
+    from kddad.stages import evaluate as ev
+
+    cfg, paths = prepared
+    if not (paths.detector / "detector.json").is_file():
+        train(cfg, paths)
+    det = Detector.load(paths.detector)
+    monkeypatch.setattr(ev, "SCORE_CHUNK", 3 * 4096)
+    view = ev.split_view(det, "attacks", paths)
+    X = np.load(paths.features / "attacks.npy")
+    assert len(X) > 10 * ev.SCORE_CHUNK
+    assert np.array_equal(view.scores, det.score(X)[0])
+    whole = with_distinct_key(pd.read_parquet(paths.split / "attacks.parquet"))
+    assert list(view.frame.columns) == [c for c in ROW_COLUMNS if c in whole]
+    pd.testing.assert_frame_equal(view.frame, whole[list(view.frame.columns)])

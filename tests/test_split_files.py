@@ -21,7 +21,7 @@ from kddad.data.read import read_kdd
 from kddad.data.split import ALL_SPLITS, split
 from kddad.errors import DataError
 from kddad.features.encoder import FeatureEncoder
-from kddad.io import NpyWriter
+from kddad.io import NpyWriter, npy_chunks
 from kddad.paths import Paths, feature_files, split_file
 from kddad.stages.data import encode
 
@@ -154,6 +154,8 @@ def test_an_npy_file_written_in_pieces_is_the_file_np_save_writes(tmp_path):
         for piece in np.array_split(a, 4):
             out.append(piece)
     assert (tmp_path / "pieces.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+    read = list(npy_chunks(tmp_path / "whole.npy", 300))
+    assert [len(r) for r in read] == [300, 300, 300, 101] and np.array_equal(np.concatenate(read), a)
     with pytest.raises(ValueError, match="1000 rows written of the 1001"):
         with NpyWriter(tmp_path / "short.npy", np.float32, a.shape) as out:
             out.append(a[:1000])

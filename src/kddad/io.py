@@ -216,3 +216,21 @@ class NpyWriter:
         self._file.close()
         if kind is None and self.written != self.shape[0]:
             raise ValueError(f"{self.path}: {self.written} rows written of the {self.shape[0]} its header promises")
+
+
+def npy_chunks(path: str | Path, rows: int) -> Iterator[Any]:
+    """An ``.npy`` file's rows, ``rows`` at a time, read rather than memory-mapped (the pages of a
+    mapping would stay resident in the process however little of it is still used)."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(f)
+        if fortran_order or not shape:
+            yield np.load(path)
+            return
+        width = int(np.prod(shape[1:], dtype=np.int64))
+        for start in range(0, shape[0], rows):
+            n = min(rows, shape[0] - start)
+            yield np.fromfile(f, dtype=dtype, count=n * width).reshape((n, *shape[1:]))

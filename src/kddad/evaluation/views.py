@@ -14,10 +14,15 @@ import numpy as np
 import pandas as pd
 
 from kddad.data import fields
+from kddad.data.split import row_keys
 from kddad.evaluation.metrics import HEADLINE, detection_metrics, first_occurrences
 
 #: Rows are the same row when these are: the distinct-rows view counts each once
 DISTINCT_ON = (*fields.FEATURES, fields.LABEL)
+#: A view frame's column holding a 64-bit key of each row's DISTINCT_ON values (equal rows, equal keys)
+DISTINCT_KEY = "distinct_key"
+#: What a view reads of a row, besides its features: a view of many rows keeps only these
+ROW_COLUMNS = (fields.ROW, fields.LABEL, fields.CATEGORY, fields.IS_OUTLIER, fields.DIFFICULTY, DISTINCT_KEY)
 #: NSL-KDD's KDDTest-21: the test rows fewer than all 21 of its learners got right
 HARD_DIFFICULTY = 21
 
@@ -48,12 +53,21 @@ class View:
         return self.frame[fields.CATEGORY].to_numpy()
 
 
+def with_distinct_key(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its :data:`DISTINCT_KEY` column (computed from its features where it has none)."""
+    if DISTINCT_KEY in frame:
+        return frame
+    return frame.assign(**{DISTINCT_KEY: row_keys(frame, DISTINCT_ON)})
+
+
 def scored(
     name: str, frame: pd.DataFrame, X: np.ndarray, y: np.ndarray, det: Scorer, keep_arrays: bool = False
 ) -> View:
     """One split's rows scored by ``det``; with ``keep_arrays``, also its X and feature scores (large)."""
     scores, feature_scores = det.score(X)
-    return View(name, frame, y, scores, feature_scores if keep_arrays else None, X if keep_arrays else None)
+    return View(
+        name, with_distinct_key(frame), y, scores, feature_scores if keep_arrays else None, X if keep_arrays else None
+    )
 
 
 def _joined(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
@@ -63,9 +77,10 @@ def _joined(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
 def beside(name: str, normals_of: View, pool: View) -> View:
     """The normal rows of ``normals_of`` followed by every row of ``pool``, each of those an outlier."""
     normal = normals_of.y == 0
+    shared = [c for c in normals_of.frame.columns if c in pool.frame.columns]  # the features where both have them
     return View(
         name,
-        pd.concat([normals_of.frame[normal], pool.frame], ignore_index=True),
+        pd.concat([normals_of.frame.loc[normal, shared], pool.frame[shared]], ignore_index=True),
         np.r_[normals_of.y[normal], np.ones(len(pool.scores), int)],
         np.r_[normals_of.scores[normal], pool.scores],
         _joined(None if normals_of.feature_scores is None else normals_of.feature_scores[normal], pool.feature_scores),
@@ -96,7 +111,7 @@ def below_difficulty(view: View, level: int = HARD_DIFFICULTY) -> View | None:
 def view_metrics(view: View, threshold: float) -> dict[str, Any]:
     """Detection metrics with per-category figures, and the same with each distinct row counted once."""
     m = detection_metrics(view.y, view.scores, threshold, view.frame[fields.CATEGORY], view.frame[fields.LABEL])
-    keep = first_occurrences(view.frame, DISTINCT_ON)
+    keep = first_occurrences(with_distinct_key(view.frame), [DISTINCT_KEY])
     d = detection_metrics(view.y[keep], view.scores[keep], threshold, view.category[keep])
     m["distinct"] = {k: d[k] for k in (*HEADLINE, "fpr", "rows", "outliers", "categories")}
     return m

@@ -4,32 +4,77 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+import pandas as pd
+
 from kddad.config import Config
 from kddad.data.split import ATTACKS, THRESHOLD_ATTACKS
 from kddad.detector import Detector, read_threshold
-from kddad.evaluation.views import View, below_difficulty, beside, scored
-from kddad.paths import Paths
+from kddad.errors import DataError
+from kddad.evaluation.views import ROW_COLUMNS, View, below_difficulty, beside, scored, with_distinct_key
+from kddad.io import npy_chunks
+from kddad.paths import Paths, feature_files, split_file
 from kddad.reports import alerts, figure_set, metrics_file, plots, table, tracked
 from kddad.reports.metrics_file import ReportViews
-from kddad.stages.data import load_split
-from kddad.stages.model import load_features, recorded_run, trained_detector
+from kddad.stages.model import recorded_run, trained_detector
 from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
+#: Rows scored at a time where a split's scores are all a view keeps: a multiple of every scoring batch.
+SCORE_CHUNK = 1 << 18
+
+
+def split_rows(split: str, paths: Paths = Paths(), features: bool = False) -> pd.DataFrame:
+    """What the views read of each row of ``split``, a row group at a time: its :data:`ROW_COLUMNS`
+    (record number, labels, difficulty, distinct-row key) and, with ``features``, its raw features
+    (rows a report explains)."""
+    import pyarrow.parquet as pq
+
+    from kddad.data.split_files import ROW_GROUP_ROWS
+
+    path = split_file(paths.split, split)
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run the split stage first (dvc repro split)")
+    parts = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+        chunk = with_distinct_key(batch.to_pandas())
+        parts.append(chunk if features else chunk[[c for c in ROW_COLUMNS if c in chunk]])
+    if not parts:
+        return with_distinct_key(pd.read_parquet(path))
+    return pd.concat(parts, ignore_index=True)
+
+
 def split_view(
-    det: Detector, split: str, paths: Paths = Paths(), name: str | None = None, keep_arrays: bool = False
+    det: Detector,
+    split: str,
+    paths: Paths = Paths(),
+    name: str | None = None,
+    keep_arrays: bool = False,
+    features: bool = False,
 ) -> View:
-    """``split`` (its rows and encoded features) scored by ``det``, as the view ``name`` (default: ``split``)."""
-    X, y = load_features(split, paths)
-    return scored(name or split, load_split(split, paths), X, y, det, keep_arrays)
+    """``split`` (its rows and encoded features) scored by ``det``, as the view ``name`` (default: ``split``).
+
+    ``keep_arrays``: the view keeps X and the feature scores; without, the split is scored
+    :data:`SCORE_CHUNK` rows at a time (a row's score is its own, whatever else is scored with it).
+    ``features``: the view's frame keeps the raw features.
+    """
+    X_path, y_path = feature_files(paths.features, split)
+    if not X_path.is_file():
+        raise DataError(f"{X_path}: not found; run the encode stage first (dvc repro encode)")
+    frame = split_rows(split, paths, features)
+    y = np.load(y_path)
+    if keep_arrays:
+        return scored(name or split, frame, np.load(X_path), y, det, keep_arrays)
+    scores = [det.score(X)[0] for X in npy_chunks(X_path, SCORE_CHUNK)]
+    return View(name or split, frame, y, np.concatenate(scores) if scores else np.empty(0))
 
 
 def report_views(det: Detector, paths: Paths = Paths()) -> ReportViews:
     """The test split; the test normals beside every held-out attack; the threshold batch and its normals
     beside the threshold pool's attacks; the validation split; NSL-KDD's hard test rows where present."""
-    test = split_view(det, "test", paths, keep_arrays=True)
+    test = split_view(det, "test", paths, keep_arrays=True, features=True)
     heldout = beside("heldout_attacks", test, split_view(det, ATTACKS, paths))
     batch = split_view(det, "threshold", paths, name="threshold_batch")
     return ReportViews(
