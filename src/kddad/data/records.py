@@ -346,11 +346,13 @@ def _batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[pa.R
         yield batch
 
 
-def frame(data: pa.RecordBatch | pa.Table, lay: Layout, line: int) -> pd.DataFrame:
-    """Records as the reader hands them, checked; ``line``: the file line of the first one."""
+def frame(data: pa.RecordBatch | pa.Table, lay: Layout, line: int, check: bool = True) -> pd.DataFrame:
+    """Records as the reader hands them, checked; ``line``: the file line of the first one.
+    ``check=False``: values already checked (a file read a second time)."""
     df = data.to_pandas()
     df = df[[c for c in (*fields.FEATURES, fields.LABEL, DIFFICULTY) if c in df.columns]]
-    check_values(df, str(lay.path), line)
+    if check:
+        check_values(df, str(lay.path), line)
     if lay.labelled:
         df = labelled(df)
     first = line - 1 - int(lay.header)

@@ -23,28 +23,31 @@ from kddad.config import SplitConfig
 from kddad.data import fields
 from kddad.data.audit import Audit
 from kddad.data.read import ALLOW_HINT, require_labels
-from kddad.data.records import Layout, iter_records, layout
+from kddad.data.records import Layout, frame, iter_batches, layout
 from kddad.data.split import Plan, Rows, plan, report
 from kddad.errors import DataError
 
 log = logging.getLogger(__name__)
 
 #: Rows parsed at a time in each pass: Arrow's streaming reader holds many times its text block.
-CHUNK_ROWS = 1 << 14
+CHUNK_ROWS = 1 << 15
 #: Rows in each Parquet row group written (and read back a group at a time by the encode stage).
 ROW_GROUP_ROWS = 1 << 16
 
 
-def _chunks(lay: Layout, chunk_rows: int | None, progress: bool | None, desc: str) -> Iterator[pd.DataFrame]:
-    """The file's parsed, checked chunks with the ``row`` column (the 0-based record number);
-    ``progress`` None: a bar where stderr is a terminal."""
+def _chunks(
+    lay: Layout, chunk_rows: int | None, progress: bool | None, desc: str, checked: bool = False
+) -> Iterator[pd.DataFrame]:
+    """The file's parsed chunks, values checked unless ``checked`` already, with the ``row``
+    column (the 0-based record number); ``progress`` None: a bar where stderr is a terminal."""
     from tqdm.auto import tqdm
 
-    _, chunks = iter_records(lay, chunk_rows or CHUNK_ROWS)
+    _, batches = iter_batches(lay, chunk_rows or CHUNK_ROWS)
     with tqdm(
         unit=" rows", unit_scale=True, desc=desc, disable=None if progress is None else not progress, leave=False
     ) as bar:
-        for df in chunks:
+        for line, batch in batches:
+            df = frame(batch, lay, line, check=not checked)
             df[fields.ROW] = df.index.to_numpy(dtype="int64")
             bar.update(len(df))
             yield df
@@ -128,7 +131,7 @@ def write(
     ``relabel``: the ``is_outlier`` each row is written with (protocol dagmm)."""
     outs = {name: _Out(files[name], p.idx[name], p.in_file_order(name)) for name in names}
     schema = None
-    for df in _chunks(lay, chunk_rows, progress, f"split {lay.path.name}"):
+    for df in _chunks(lay, chunk_rows, progress, f"split {lay.path.name}", checked=True):
         if relabel is not None:
             df[fields.IS_OUTLIER] = relabel[int(df.index[0]) : int(df.index[0]) + len(df)]
         if schema is None:
