@@ -1,9 +1,9 @@
 """The split of a file too big to hold: decided from one pass over it, written as it is read again.
 
 The first pass keeps what the split is decided on (:class:`~kddad.data.split.Rows`: keys and
-labels, about 35 bytes a row) and the file's audit; the second parses the file again and
-appends each chunk's rows to the Parquet file of every split that takes them. Memory is a
-chunk's worth of rows and those keys, whatever the file's size; the files and report are those
+labels, 19 bytes a row) and the file's audit; the second parses the file again and appends each
+chunk's rows to the Parquet file of every split that takes them. Memory is a chunk's worth of
+rows, a row group per split and those keys, not the file; the files and report are those
 :func:`kddad.data.split.split` gives for the whole file read at once.
 """
 
