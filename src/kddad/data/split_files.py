@@ -142,6 +142,12 @@ def write(
         out.close(schema)
 
 
+def read_chunks(path: Path) -> Iterator[pd.DataFrame]:
+    """A split file written here, a row group at a time (what the later stages read of a big split)."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+        yield batch.to_pandas()
+
+
 def split_files(
     main: Path,
     cfg: SplitConfig,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,20 +83,16 @@ def split(cfg: Config, paths: Paths = Paths()) -> dict:
     return report
 
 
-def load_split(name: str, paths: Paths = Paths()) -> pd.DataFrame:
+def split_path(name: str, paths: Paths = Paths()) -> Path:
+    """The split stage's file of split ``name``, which must be there."""
     path = split_file(paths.split, name)
     if not path.is_file():
         raise DataError(f"{path}: not found; run the split stage first (dvc repro split)")
-    return pd.read_parquet(path)
+    return path
 
 
-def _parquet_chunks(path: Path) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
-
-    from kddad.data.split_files import ROW_GROUP_ROWS
-
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
-        yield batch.to_pandas()
+def load_split(name: str, paths: Paths = Paths()) -> pd.DataFrame:
+    return pd.read_parquet(split_path(name, paths))
 
 
 def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
@@ -111,12 +106,10 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
     from kddad.data.audit import Audit
     from kddad.data.read import ALLOW_HINT
     from kddad.data.split import ALL_SPLITS
+    from kddad.data.split_files import read_chunks
     from kddad.features.encoder import FeatureEncoder
 
-    files = {name: split_file(paths.split, name) for name in ALL_SPLITS}
-    missing = next((f for f in files.values() if not f.is_file()), None)
-    if missing is not None:
-        raise DataError(f"{missing}: not found; run the split stage first (dvc repro split)")
+    files = {name: split_path(name, paths) for name in ALL_SPLITS}
     enc = FeatureEncoder(cfg.features.numeric, cfg.features.categorical, cfg.scaling.method, cfg.scaling.log1p)
     enc.fit(pd.read_parquet(files["train"], columns=enc.columns))
     width = len(enc.feature_names)
@@ -132,7 +125,7 @@ def encode(cfg: Config, paths: Paths = Paths()) -> FeatureEncoder:
             inliers = Audit(f"{where} (its {cfg.split.inlier} rows)")
             X_file, y_file = feature_files(tmp, name)
             with NpyWriter(X_file, np.float32, (rows, width)) as X_out, NpyWriter(y_file, np.int8, (rows,)) as y_out:
-                for frame in _parquet_chunks(path):
+                for frame in read_chunks(path):
                     audit.add(frame, enc.categories, labels=False)  # the raw file's labels were checked in split
                     inliers.add(frame[frame[fields.IS_OUTLIER] == 0], enc.categories, labels=False)
                     X_out.append(enc.transform(frame, what=where, report_unknown=False, first=y_out.written))

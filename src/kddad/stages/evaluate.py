@@ -10,13 +10,13 @@ import pandas as pd
 from kddad.config import Config
 from kddad.data.split import ATTACKS, THRESHOLD_ATTACKS
 from kddad.detector import Detector, read_threshold
-from kddad.errors import DataError
 from kddad.evaluation.views import ROW_COLUMNS, View, below_difficulty, beside, scored, with_distinct_key
 from kddad.io import npy_chunks
-from kddad.paths import Paths, feature_files, split_file
+from kddad.paths import Paths
 from kddad.reports import alerts, figure_set, metrics_file, plots, table, tracked
 from kddad.reports.metrics_file import ReportViews
-from kddad.stages.model import recorded_run, trained_detector
+from kddad.stages.data import split_path
+from kddad.stages.model import feature_paths, recorded_run, trained_detector
 from kddad.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -30,16 +30,11 @@ def split_rows(split: str, paths: Paths = Paths(), features: bool = False) -> pd
     """What the views read of each row of ``split``, a row group at a time: its :data:`ROW_COLUMNS`
     (record number, labels, difficulty, distinct-row key) and, with ``features``, its raw features
     (rows a report explains)."""
-    import pyarrow.parquet as pq
+    from kddad.data.split_files import read_chunks
 
-    from kddad.data.split_files import ROW_GROUP_ROWS
-
-    path = split_file(paths.split, split)
-    if not path.is_file():
-        raise DataError(f"{path}: not found; run the split stage first (dvc repro split)")
+    path = split_path(split, paths)
     parts = []
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
-        chunk = with_distinct_key(batch.to_pandas())
+    for chunk in map(with_distinct_key, read_chunks(path)):
         parts.append(chunk if features else chunk[[c for c in ROW_COLUMNS if c in chunk]])
     if not parts:
         return with_distinct_key(pd.read_parquet(path))
@@ -60,9 +55,7 @@ def split_view(
     :data:`SCORE_CHUNK` rows at a time (a row's score is its own, whatever else is scored with it).
     ``features``: the view's frame keeps the raw features.
     """
-    X_path, y_path = feature_files(paths.features, split)
-    if not X_path.is_file():
-        raise DataError(f"{X_path}: not found; run the encode stage first (dvc repro encode)")
+    X_path, y_path = feature_paths(split, paths)
     frame = split_rows(split, paths, features)
     y = np.load(y_path)
     if keep_arrays:

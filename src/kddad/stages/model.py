@@ -20,11 +20,17 @@ from kddad.tracking import Tracker
 log = logging.getLogger(__name__)
 
 
-def load_features(name: str, paths: Paths = Paths()) -> tuple[np.ndarray, np.ndarray]:
-    """(X, is_outlier) of one split as written by the encode stage."""
+def feature_paths(name: str, paths: Paths = Paths()) -> tuple[Path, Path]:
+    """The encode stage's files of split ``name`` (X, is_outlier), which must be there."""
     X_path, y_path = feature_files(paths.features, name)
     if not X_path.is_file():
         raise DataError(f"{X_path}: not found; run the encode stage first (dvc repro encode)")
+    return X_path, y_path
+
+
+def load_features(name: str, paths: Paths = Paths()) -> tuple[np.ndarray, np.ndarray]:
+    """(X, is_outlier) of one split as written by the encode stage."""
+    X_path, y_path = feature_paths(name, paths)
     return np.load(X_path), np.load(y_path)
 
 
