@@ -38,8 +38,8 @@ def test_every_option_of_every_group_composes_and_validates():
             cfg = config.validate(yaml.safe_load(text))
             if group.name == "hparams_search":  # the VAE alone and Hydra's sweeper; no other param DVC reads
                 assert text == config.compose_yaml(ROOT / "conf", ["model=vae"])
-            elif group.name == "debug":  # a global preset: quick training and scoring
-                assert (cfg.trainer.max_epochs, cfg.score.samples) == (2, 2)
+            elif group.name == "debug":  # a global preset: quick training
+                assert (cfg.trainer.max_epochs, cfg.trainer.enable_progress_bar) == (2, False)
             elif group.name != "experiment":
                 assert getattr(cfg, group.name) is not None
 
@@ -271,7 +271,7 @@ def test_a_library_detector_is_the_pipelines_by_default(cfg):
     from kddad.detector import Detector
 
     vae, neutral = cfg.model.members["vae"], cfg.model.members["neutral"]
-    network = ("hidden", "transform_hidden", "lr", "batch_size")  # NeuTraL AD's KDD network is not its default
+    network = ("transforms", "hidden", "transform_hidden", "rep_dim", "lr", "batch_size")  # not NeuTraL AD's defaults
     members = {
         "vae": {"name": "vae", "hidden": vae.hidden, "latent": vae.latent},
         "neutral": {"name": "neutral", **{k: getattr(neutral, k) for k in network}},
@@ -307,14 +307,22 @@ def test_an_f1_threshold_on_a_protocol_whose_threshold_batch_is_the_test_set_is_
     assert composed("split=dagmm", "threshold=fpr").threshold.method == "fpr"
 
 
-def test_the_default_is_the_floored_vae_beside_neutral_ad_at_its_kdd_network(cfg):
-    """The pool-chosen default: both members at their options, the log1p scaling and the variance floor."""
+def test_the_default_is_the_floored_vae_beside_lean_neutral_ad(cfg):
+    """The pool-chosen default: both members at their options, the log1p scaling, the variance floor
+    and the posterior mean's likelihood; the previous default kept as experiment=fusion_kdd."""
 
     def composed(*overrides: str):
         return config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", list(overrides))))
 
     default = composed()
-    assert default.model.members == {"vae": composed("model=vae").model, "neutral": composed("model=neutral_kdd").model}
+    assert default.model.members == {
+        "vae": composed("model=vae").model,
+        "neutral": composed("model=neutral_lean").model,
+    }
+    assert default.score.samples == 0
+    before = composed("experiment=fusion_kdd")
+    assert before.model.members["neutral"] == composed("model=neutral_kdd").model and before.score.samples == 10
+    assert before.model.members["vae"] == default.model.members["vae"]
     assert composed("experiment=variance_floor").model == default.model.members["vae"]
     assert (default.scaling.log1p, default.score.min_var_share, default.threshold.method) == (
         "sizes_and_content",

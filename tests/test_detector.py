@@ -13,7 +13,7 @@ from kddad.detector import Detector, DetectorError
 from kddad.features.encoder import FeatureEncoder
 from kddad.models.autoencoder import reconstruction_loss
 from kddad.models.networks import AENetwork, DecoderHead
-from kddad.models.scores import likelihood_scores, mse_scores, top_mean
+from kddad.models.scores import gaussian_log_prob, likelihood_scores, mse_scores, top_mean
 
 QUICK = {"max_epochs": 3, "enable_progress_bar": False, "accelerator": "cpu"}
 SMALL = {
@@ -182,6 +182,24 @@ def test_save_load_gives_identical_scores(data, fitted, tmp_path, model, score):
     # with the encoder inside, raw KDD rows go straight in
     frame = normal.iloc[7000:7100]
     assert np.array_equal(back.predict(frame).instance_score, det.score(enc.transform(frame))[0])
+
+
+def test_vae_with_no_samples_scores_the_likelihood_of_the_posterior_means_decoding(data, fitted):
+    *_, batch, _, _ = data
+    det = fitted["vae", "likelihood"]
+    det.set_score(samples=0)
+    try:
+        inst, feat = det.score(batch)
+        net = det.model_.network
+        with torch.no_grad():
+            x = torch.from_numpy(batch)
+            mean, var = net.decoder(net.encode(x))
+            nll = -gaussian_log_prob(x, mean, var).numpy()
+        np.testing.assert_allclose(feat, nll, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(inst, nll.sum(1), rtol=1e-5, atol=1e-3)
+        assert not np.allclose(inst, det.set_score(samples=4).score(batch)[0], rtol=1e-3)  # draws do change it
+    finally:
+        det.set_score(samples=4)
 
 
 def test_vae_scores_are_reproducible_and_depend_on_samples(data, fitted):

@@ -303,7 +303,7 @@ def test_a_fusion_of_one_member_another_fusion_or_a_path_label_is_refused(member
         MODEL_ADAPTER.validate_python({"name": "fusion", "members": members})
 
 
-def test_the_default_fusion_holds_the_vae_preset_and_neutral_ad_at_its_kdd_network():
+def test_the_default_fusion_holds_the_vae_preset_and_lean_neutral_ad():
     from kddad import config
 
     def composed(*overrides: str):
@@ -311,7 +311,7 @@ def test_the_default_fusion_holds_the_vae_preset_and_neutral_ad_at_its_kdd_netwo
 
     cfg = composed()
     assert cfg.model == composed("model=fusion").model
-    assert cfg.model.members == {"vae": composed("model=vae").model, "neutral": composed("model=neutral_kdd").model}
-    assert cfg.model.architecture == "fusion vae 64-32 z8 + neutral 64-64-64-64 r32 k11 mul"
-    # the NeuTraL AD member as experiment=neutral_kddcup has it
-    assert cfg.model.members["neutral"] == composed("experiment=neutral_kddcup").model
+    assert cfg.model.members == {"vae": composed("model=vae").model, "neutral": composed("model=neutral_lean").model}
+    assert cfg.model.architecture == "fusion vae 64-32 z8 + neutral 64-32 r16 k4 mul"
+    # model=fusion_kdd: the NeuTraL AD member as experiment=neutral_kddcup has it
+    assert composed("model=fusion_kdd").model.members["neutral"] == composed("experiment=neutral_kddcup").model

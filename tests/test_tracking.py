@@ -61,13 +61,13 @@ def test_one_run_spans_the_stages_with_config_metrics_and_artifacts(project):
     assert run.data.params["split.test.n"] == "20000" and run.data.params["model.members.vae.hidden"] == "[64, 32]"
     assert {"dataset", "features", "model", "score"} <= set(run.data.tags)
     assert run.data.tags["features"] == "all41" and run.data.tags["score"] == "likelihood"
-    assert run.data.tags["architecture"] == "fusion vae 64-32 z8 + neutral 64-64-64-64 r32 k11 mul"
+    assert run.data.tags["architecture"] == "fusion vae 64-32 z8 + neutral 64-32 r16 k4 mul"
     # what MLflow's UI shows as the run's source, user and description (the stages ran in pytest here)
     tags = run.data.tags
     assert tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]
     note = tags["mlflow.note.content"]
     assert note.startswith(f"Command: `python {tags['mlflow.source.name']}") and "Model: fusion vae 64-32 z8" in note
-    assert run.info.run_name == "all41 fusion vae 64-32 z8 + neutral 64-64-64-64 r32 k11 mul likelihood"
+    assert run.info.run_name == "all41 fusion vae 64-32 z8 + neutral 64-32 r16 k4 mul likelihood"
     # final metrics equal the metrics file; per-epoch losses from training
     metrics = json.loads((paths.reports / "metrics.json").read_text())
     for key in ("f1", "precision", "recall", "roc_auc", "pr_auc"):

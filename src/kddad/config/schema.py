@@ -510,7 +510,12 @@ class ScoreConfig(_Strict):
         description="mse: squared error per feature; likelihood: Gaussian "
         "negative log-likelihood with a learned variance.",
     )
-    samples: PosInt = Field(10, description="vae: latent samples averaged per row.", json_schema_extra=SCORING_ONLY)
+    samples: NonNegInt = Field(
+        0,
+        description="vae: latent samples averaged per row; 0: the posterior mean's decoding alone (one "
+        "decoder pass, no draws).",
+        json_schema_extra=SCORING_ONLY,
+    )
     outlier_perc: Annotated[float, Field(gt=0, le=100)] = Field(
         100,
         description="mse: the instance score is the mean of the top % of feature scores.",

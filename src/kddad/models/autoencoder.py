@@ -57,18 +57,21 @@ class Autoencoder(NeuralModel):
         return self.latent_draws(self.score_cfg.samples) if self.network.variational else None
 
     def latent_draws(self, samples: int) -> torch.Tensor:
-        """The L standard-normal draws every row's score uses, (L, 1, latent), from the seed.
+        """The L standard-normal draws every row's score uses, (L, 1, latent), from the seed; with
+        ``samples`` 0 one draw of zeros: the posterior mean is decoded, once.
 
         Shared by all rows (common random numbers): a row's score is a function of the row alone,
         the same whether it is scored alone, in a file of millions, or on another device.
         """
         latent = self.network.z_mean.out_features
+        if samples == 0:
+            return torch.zeros((1, 1, latent), device=self.device)
         gen = torch.Generator().manual_seed(self.seed)
         return torch.randn((samples, 1, latent), generator=gen).to(self.device)
 
     def score_batch(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         net, score = self.network, self.score_cfg
-        out = net(x, samples=score.samples, eps=state) if net.variational else net(x)
+        out = net(x, samples=len(state), eps=state) if net.variational else net(x)
         if self.likelihood:
             return likelihood_scores(x, out.mean, out.var)
         return mse_scores(x, out.mean, score.outlier_perc)

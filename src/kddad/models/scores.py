@@ -48,6 +48,8 @@ def likelihood_scores(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) ->
         logp = gaussian_log_prob(x, mean, var)
     else:
         logp = mean.sub_(x).square_().div_(var).add_(var.log_()).add_(LOG_2PI).mul_(-0.5)
+    if logp.dim() == 3 and logp.shape[0] == 1:  # one sample (or the posterior mean): no average to take
+        logp = logp[0]
     if logp.dim() == 2:
         return -logp.sum(-1), -logp
     log_l = math.log(logp.shape[0])
