@@ -273,7 +273,7 @@ def test_a_library_detector_is_the_pipelines_by_default(cfg):
     vae, neutral = cfg.model.members["vae"], cfg.model.members["neutral"]
     network = ("transforms", "hidden", "transform_hidden", "rep_dim", "lr", "batch_size")  # not NeuTraL AD's defaults
     members = {
-        "vae": {"name": "vae", "hidden": vae.hidden, "latent": vae.latent},
+        "vae": {"name": "vae", "hidden": vae.hidden, "latent": vae.latent, "lr": vae.lr, "batch_size": vae.batch_size},
         "neutral": {"name": "neutral", **{k: getattr(neutral, k) for k in network}},
     }
     det = Detector(model={"name": "fusion", "members": members})
@@ -315,15 +315,16 @@ def test_the_default_is_the_floored_vae_beside_lean_neutral_ad(cfg):
         return config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", list(overrides))))
 
     default = composed()
+    vae = composed("model=vae").model
     assert default.model.members == {
-        "vae": composed("model=vae").model,
+        "vae": vae.model_copy(update={"batch_size": 1024, "lr": 0.003}),  # the VAE preset on larger batches
         "neutral": composed("model=neutral_lean").model,
     }
     assert default.score.samples == 0
     before = composed("experiment=fusion_kdd")
-    assert before.model.members["neutral"] == composed("model=neutral_kdd").model and before.score.samples == 10
-    assert before.model.members["vae"] == default.model.members["vae"]
-    assert composed("experiment=variance_floor").model == default.model.members["vae"]
+    assert before.model.members == {"vae": vae, "neutral": composed("model=neutral_kdd").model}
+    assert before.score.samples == 10
+    assert composed("experiment=variance_floor").model == vae
     assert (default.scaling.log1p, default.score.min_var_share, default.threshold.method) == (
         "sizes_and_content",
         0.5,

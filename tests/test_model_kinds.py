@@ -311,7 +311,8 @@ def test_the_default_fusion_holds_the_vae_preset_and_lean_neutral_ad():
 
     cfg = composed()
     assert cfg.model == composed("model=fusion").model
-    assert cfg.model.members == {"vae": composed("model=vae").model, "neutral": composed("model=neutral_lean").model}
+    vae = composed("model=vae").model.model_copy(update={"batch_size": 1024, "lr": 0.003})
+    assert cfg.model.members == {"vae": vae, "neutral": composed("model=neutral_lean").model}
     assert cfg.model.architecture == "fusion vae 64-32 z8 + neutral 64-32 r16 k4 mul"
     # model=fusion_kdd: the NeuTraL AD member as experiment=neutral_kddcup has it
     assert composed("model=fusion_kdd").model.members["neutral"] == composed("experiment=neutral_kddcup").model

@@ -42,15 +42,18 @@ def top_features(
     order = np.argsort(-np.take_along_axis(excess, top, 1), axis=1, kind="stable")
     top = np.take_along_axis(top, order, 1)
     frame = X if isinstance(X, pd.DataFrame) else None
-    categorical = [(i, g.feature) for i, g in enumerate(groups) if g.categorical] if frame is not None else []
+    shown = {}  # a categorical feature's group → each row's label, shown with the row's value: service=private
+    for i, g in enumerate(groups):
+        if g.categorical and frame is not None and (top == i).any():
+            codes, values = pd.factorize(frame[g.feature])  # a few dozen values: label those, not every row
+            shown[i] = np.array([f"{g.feature}={v}" for v in values], dtype=object)[codes]
     out = {}
     for rank in range(k):
         idx = top[:, rank]
         labels = names[idx]
-        for i, col in categorical:  # shown with the row's value: service=private
+        for i, per_row in shown.items():
             hit = idx == i
-            if hit.any():
-                labels[hit] = (col + "=" + frame[col][hit].astype(str)).to_numpy(dtype=object)
+            labels[hit] = per_row[hit]
         out[f"feature_{rank + 1}"] = labels
         out[f"share_{rank + 1}"] = np.take_along_axis(share, idx[:, None], 1)[:, 0].astype(np.float32)
     return pd.DataFrame(out, index=frame.index if frame is not None else None)

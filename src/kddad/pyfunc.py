@@ -82,7 +82,8 @@ def predict_records(det: Any, model_input: pd.DataFrame, top_k: int = TOP_K) -> 
         raise DataError(f"request: missing KDD column(s) {missing}; expected the 41 KDD features by name")
     df = df[list(fields.FEATURES)].reset_index(drop=True)
     for col in fields.NUMERIC:
-        df[col] = _numbers(df[col], col)
+        if df[col].dtype != ("float64" if col in fields.FLOAT_COLUMNS else "int64"):  # numbers already: as they are
+            df[col] = _numbers(df[col], col)
     check_values(df, "request", 0, unit="row")  # rows numbered as in the answer
     for col in fields.NUMERIC:
         if col not in fields.FLOAT_COLUMNS and df[col].dtype != "int64":
