@@ -35,6 +35,9 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 0], help="0: the command's default")
     ap.add_argument("--ray", metavar="ADDRESS", help="also score through Ray actors (local: a private instance)")
+    ap.add_argument(
+        "--one-core", action="store_true", help="first, 1 worker held to core 0 (taskset -c 0): the ratios' base"
+    )
     args = ap.parse_args()
     src = big_file(args.repeat)
     out = HERE / ".cache" / "scores.csv"
@@ -46,25 +49,29 @@ def main() -> None:
     size = src.stat().st_size / 2**20
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs; input {src.name} ({size:.0f} MiB)")
     first = None
-    runs = [(w, []) for w in args.workers] + [(w, ["--ray", args.ray]) for w in args.workers if args.ray]
-    for workers, ray in runs:
+    runs = [(w, [], None) for w in args.workers] + [(w, ["--ray", args.ray], None) for w in args.workers if args.ray]
+    if args.one_core:
+        runs.insert(0, (1, [], {0}))
+    for workers, ray, cores in runs:
         run = cmd + (["--workers", str(workers)] if workers else []) + ray
-        rate, peak_mib, said = _run(run)
+        rate, peak_mib, said = _run(run, cores)
         first = first or rate
-        label = f"{workers or 'default'}{' on Ray ' + args.ray if ray else ''}"
+        label = f"{workers or 'default'}{' on Ray ' + args.ray if ray else ''}{' on core 0' if cores else ''}"
         print(f"workers {label}: kddad says: {said}")
         ratio = rate / first
         print(f"workers {label}: {rate:,.0f} rows/s with start-up, peak memory {peak_mib:,.0f} MiB, {ratio:.2f}x")
     out.unlink(missing_ok=True)
 
 
-def _run(cmd: list[str]) -> tuple[float, float, str]:
+def _run(cmd: list[str], cores: set[int] | None = None) -> tuple[float, float, str]:
     """rows/s (process start included), the peak of the resident memory of the command and its
-    worker processes together (sampled every 0.1 s), and its summary line."""
+    worker processes together (sampled every 0.1 s), and its summary line; ``cores``: the CPUs it
+    may run on (as ``taskset -c``)."""
     import psutil
 
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=pin)
     top, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         try:

@@ -30,6 +30,9 @@ from kddad.data.records import Layout, frame
 from kddad.detector import Detector
 from kddad.errors import KddadError
 
+#: A labelled chunk's text columns the metrics need, kept categorical.
+TRUTH_TEXT = (fields.CATEGORY, fields.LABEL)
+
 
 @dataclass(frozen=True)
 class ChunkJob:
@@ -88,9 +91,8 @@ def score_chunk(det: Detector, job: ChunkJob, line: int, batch: pa.RecordBatch) 
     scored = Scored(len(df), int(flags.sum()), out, audit)
     if job.layout.labelled:
         scored.scores = scores
-        scored.truth = df[[fields.IS_OUTLIER, fields.CATEGORY, fields.LABEL]].astype(
-            {fields.CATEGORY: "category", fields.LABEL: "category"}  # compact across processes and in memory
-        )
+        # categorical: compact across processes and in memory
+        scored.truth = df[[fields.IS_OUTLIER, *TRUTH_TEXT]].astype(dict.fromkeys(TRUTH_TEXT, "category"))
     return scored
 
 

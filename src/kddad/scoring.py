@@ -27,10 +27,9 @@ from kddad.data.audit import EARLY_ROWS, Audit
 from kddad.data.records import iter_batches
 from kddad.detector import Detector, DetectorError
 from kddad.errors import DataError
-from kddad.evaluation import detection_metrics
 from kddad.io import atomic_file
 from kddad.paths import THRESHOLD_FILE
-from kddad.score_chunks import ChunkJob, in_order, scorers
+from kddad.score_chunks import TRUTH_TEXT, ChunkJob, in_order, scorers
 from kddad.threads import available_cores, share
 
 log = logging.getLogger(__name__)
@@ -202,13 +201,18 @@ def score_file(
             "categories unseen in training, encoded as all zeros: %s", {c: dict(v) for c, v in summary.unseen.items()}
         )
     if labels:
-        truth = pd.concat(labels, ignore_index=True)  # categories of differing sets concatenate as text
+        from pandas.api.types import union_categoricals
+
+        from kddad.evaluation import detection_metrics  # here: a worker process imports no scikit-learn
+
+        # the chunks' categories differ in their sets: their union keeps every column categorical
+        category, label = (pd.Series(union_categoricals([t[c] for t in labels])) for c in TRUTH_TEXT)
         summary.metrics = detection_metrics(
-            truth[fields.IS_OUTLIER].to_numpy(),
+            np.concatenate([t[fields.IS_OUTLIER].to_numpy() for t in labels]),
             np.concatenate(scores),
             det.threshold,
-            truth[fields.CATEGORY].astype(str),
-            truth[fields.LABEL].astype(str),
+            category,
+            label,
         )
     summary.seconds = time.perf_counter() - start
     return summary

@@ -19,6 +19,25 @@ from kddad.data import fields
 HEADLINE = ("f1", "precision", "recall", "roc_auc", "pr_auc")
 
 
+def ranking(normal: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """(ROC-AUC, average precision) of ``positive`` scores against ``normal`` ones (sorted ascending).
+
+    The values scikit-learn's ``roc_auc_score`` and ``average_precision_score`` give, from one
+    search of each positive score among the normal ones rather than a sort of every pair of a
+    category and the normals: the AUC is the chance a positive outscores a normal (ties count
+    half), the AP the precision at each distinct positive score weighed by the recall it adds.
+    """
+    n_neg, n_pos = len(normal), len(positive)
+    below = np.searchsorted(normal, positive, side="left").sum(dtype=np.int64)
+    not_above = np.searchsorted(normal, positive, side="right").sum(dtype=np.int64)
+    auc = float((below + not_above) / 2 / (n_neg * n_pos))
+    cuts, counts = np.unique(positive, return_counts=True)  # ascending; recall grows from the top down
+    tp = np.cumsum(counts[::-1])
+    fp = n_neg - np.searchsorted(normal, cuts[::-1], side="left")
+    ap = float(np.sum(counts[::-1] / n_pos * (tp / (tp + fp))))
+    return auc, ap
+
+
 def detection_metrics(
     y: np.ndarray,
     scores: np.ndarray,
@@ -32,31 +51,42 @@ def detection_metrics(
     ``label``, the recall of each attack type: which attacks slip through (under ``split=dagmm``
     the outliers are normal traffic).
     """
-    y = np.asarray(y).astype(int)
-    pred = (np.asarray(scores) > threshold).astype(int)
-    tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, pred, labels=[0, 1]).ravel())
-    both = len(np.unique(y)) == 2
+    y = np.asarray(y).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    pred = scores > threshold
+    tp, fp = int(np.count_nonzero(pred & y)), int(np.count_nonzero(pred & ~y))
+    fn, tn = int(np.count_nonzero(y)) - tp, int(np.count_nonzero(~y)) - fp
+    roc_auc = pr_auc = float("nan")
+    if tp + fn and fp + tn:  # both classes present
+        roc_auc, pr_auc = ranking(np.sort(scores[~y]), scores[y])
     out: dict[str, Any] = {
-        "f1": float(skm.f1_score(y, pred, zero_division=0)),
-        "precision": float(skm.precision_score(y, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, pred, zero_division=0)),
-        "accuracy": float(skm.accuracy_score(y, pred)),
-        "roc_auc": float(skm.roc_auc_score(y, scores)) if both else float("nan"),
-        "pr_auc": float(skm.average_precision_score(y, scores)) if both else float("nan"),
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "accuracy": (tp + tn) / len(y) if len(y) else 0.0,
+        "roc_auc": roc_auc,
+        "pr_auc": pr_auc,
         "fpr": fp / (fp + tn) if fp + tn else 0.0,
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
         "rows": int(len(y)),
-        "outliers": int(y.sum()),
+        "outliers": tp + fn,
         "threshold": float(threshold),
     }
     if category is not None:
         out["categories"] = category_metrics(y, scores, threshold, category)
     if label is not None:
-        attacks = y == 1
-        groups = pd.DataFrame({"name": np.asarray(label)[attacks], "flagged": pred[attacks]})
-        stats = groups.groupby("name", sort=True)["flagged"].agg(["mean", "size"])
-        out["recall_by_attack"] = {str(n): {"recall": float(m), "rows": int(k)} for n, m, k in stats.itertuples()}
+        groups = pd.DataFrame({"name": _rows(label, y), "flagged": pred[y].astype(int)})
+        stats = groups.groupby("name", observed=True)["flagged"].agg(["mean", "size"])
+        by_name = {str(n): {"recall": float(m), "rows": int(k)} for n, m, k in stats.itertuples()}
+        out["recall_by_attack"] = dict(sorted(by_name.items()))
     return out
+
+
+def _rows(values: np.ndarray | pd.Series, keep: np.ndarray) -> np.ndarray | pd.Series:
+    """The ``keep`` rows of a column, a categorical Series kept categorical (no text per row)."""
+    if isinstance(values, pd.Series):
+        return values.reset_index(drop=True)[keep].reset_index(drop=True)
+    return np.asarray(values)[keep]
 
 
 #: The fixed false-positive rates at which each category's recall is reported.
@@ -89,18 +119,17 @@ def category_metrics(
     """
     y = np.asarray(y).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
-    category = np.asarray(category).astype(str)
-    normal = scores[~y]
-    names = _ordered(set(category[y]))
+    codes, values = pd.factorize(_rows(category, y))  # a few names over many rows: compare codes
+    normal = np.sort(scores[~y])
+    attacks = scores[y]
+    names = _ordered({str(v) for v in values})
+    index = {str(v): i for i, v in enumerate(values)}
     out: dict[str, Any] = {}
     for name in names:
-        s = scores[y & (category == name)]
+        s = attacks[codes == index[name]]
         entry: dict[str, Any] = {"rows": int(len(s)), "recall": float((s > threshold).mean())}
         if len(normal):
-            both = np.r_[np.zeros(len(normal)), np.ones(len(s))]
-            joined = np.r_[normal, s]
-            entry["roc_auc"] = float(skm.roc_auc_score(both, joined))
-            entry["pr_auc"] = float(skm.average_precision_score(both, joined))
+            entry["roc_auc"], entry["pr_auc"] = ranking(normal, s)
             entry["recall_at_fpr"] = {f"{f:g}": recall_at_fpr(normal, s, f) for f in FPR_TARGETS}
         out[name] = entry
     if names:
