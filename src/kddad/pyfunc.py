@@ -10,9 +10,11 @@ as a request parameter).
 A bad request (a missing column, text or a null where a number goes, a negative count, a rate
 outside [0, 1], a fractional count) is refused by :func:`predict_records` in one line naming the
 row and column, which the server answers as HTTP 400 (see ``pyfunc_model.RequestError``). For
-that, the signature leaves every column optional and the numeric ones untyped: MLflow's own
-schema enforcement runs first, and would answer with its own message around a dump of the
-request (and truncate ``1.5`` to a count of 1 without a word).
+that, the signature sets out the outputs and the ``top_k`` parameter but no input schema (the
+41 columns' types are in the model's metadata, ``input_types``, and its input example): MLflow
+enforces an input schema before ``predict``, and would answer a typed column's fault with its
+own message around a dump of the request (and truncate ``1.5`` to a count of 1 without a word),
+while an untyped one is checked value by value in Python, at many times the cost of scoring.
 """
 
 from __future__ import annotations
@@ -81,12 +83,14 @@ def predict_records(det: Any, model_input: pd.DataFrame, top_k: int = TOP_K) -> 
     if missing:
         raise DataError(f"request: missing KDD column(s) {missing}; expected the 41 KDD features by name")
     df = df[list(fields.FEATURES)].reset_index(drop=True)
+    dtypes = df.dtypes
     for col in fields.NUMERIC:
-        if df[col].dtype != ("float64" if col in fields.FLOAT_COLUMNS else "int64"):  # numbers already: as they are
+        if dtypes[col] != ("float64" if col in fields.FLOAT_COLUMNS else "int64"):  # numbers already: as they are
             df[col] = _numbers(df[col], col)
     check_values(df, "request", 0, unit="row")  # rows numbered as in the answer
+    dtypes = df.dtypes
     for col in fields.NUMERIC:
-        if col not in fields.FLOAT_COLUMNS and df[col].dtype != "int64":
+        if col not in fields.FLOAT_COLUMNS and dtypes[col] != "int64":
             r = int(np.argmax((df[col] % 1 != 0) | (df[col].abs() >= 2**63)))
             raise DataError(f"request: row {r}, column {col!r}: expected an integer, got {_shown(df[col].iloc[r])}")
     for col in fields.CATEGORICAL:
@@ -103,24 +107,15 @@ def _kind(col: str) -> str:
 
 
 def signature(top_k: int = TOP_K):
-    """Inputs: the 41 KDD columns by name, each optional; categories as string, the numeric
-    columns untyped (``Any``), so that every request reaches :func:`predict_records` and its
-    checks (see the module's doc). Their types are in the model's metadata, ``input_types``."""
+    """The outputs and the ``top_k`` parameter; no input schema (see the module's doc): every
+    request reaches :func:`predict_records` and its checks as the client sent it."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-    from mlflow.types.schema import AnyType
-
-    def spec(col: str) -> ColSpec:
-        return ColSpec("string" if col in fields.CATEGORICAL else AnyType(), col, required=False)
 
     outputs = [ColSpec("double", "instance_score"), ColSpec("long", "is_outlier")]
     for i in range(1, top_k + 1):
         outputs += [ColSpec("string", f"feature_{i}"), ColSpec("double", f"share_{i}")]
-    return ModelSignature(
-        inputs=Schema([spec(c) for c in fields.FEATURES]),
-        outputs=Schema(outputs),
-        params=ParamSchema([ParamSpec("top_k", "long", top_k)]),
-    )
+    return ModelSignature(outputs=Schema(outputs), params=ParamSchema([ParamSpec("top_k", "long", top_k)]))
 
 
 def _requirements() -> list[str]:

@@ -5,7 +5,9 @@ MLflow executes it when the model loads; ``set_model`` names the model. See :mod
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from typing import Any
 
 import pandas as pd
@@ -40,6 +42,33 @@ class RequestError(MlflowException):
             self._message = value
 
 
+def one_shot_answers() -> None:
+    """The scoring server's answers written by the C JSON encoder: the same text.
+
+    ``mlflow models serve`` writes each answer with ``json.dump``, which encodes in Python value by
+    value (the C encoder serves only ``json.dumps``): for thousands of rows, longer than checking
+    and scoring them. Installed in the server's process only (its module is imported before the
+    model loads), once; an answer with metadata goes through MLflow's own function.
+    """
+    server = sys.modules.get("mlflow.pyfunc.scoring_server")
+    if server is None or getattr(server.predictions_to_json, "one_shot", False):
+        return
+    mlflows = server.predictions_to_json
+
+    def predictions_to_json(raw_predictions: Any, output: Any, metadata: dict | None = None) -> None:
+        if metadata or not isinstance(raw_predictions, pd.DataFrame):
+            return mlflows(raw_predictions, output, metadata)
+        # the records pandas' to_dict gives (Python values), a column at a time
+        columns = [str(c) for c in raw_predictions.columns]
+        values = zip(*(raw_predictions[c].to_numpy().tolist() for c in raw_predictions.columns))
+        records = [dict(zip(columns, row)) for row in values]
+        output.write(json.dumps({"predictions": records}, cls=server.NumpyEncoder))
+
+    predictions_to_json.one_shot = True
+    predictions_to_json.mlflows = mlflows
+    server.predictions_to_json = predictions_to_json
+
+
 class DetectorModel(PythonModel):
     """Scores records with the detector in the model's artifacts (``KDDAD_DEVICE``: where; default auto)."""
 
@@ -51,6 +80,7 @@ class DetectorModel(PythonModel):
             threshold=context.artifacts.get("threshold"),
             device=os.environ.get("KDDAD_DEVICE", "auto"),
         )
+        one_shot_answers()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         try:

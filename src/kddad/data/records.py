@@ -70,6 +70,7 @@ WHOLE_BLOCK_BYTES = 8 << 20
 _INDEX_NAMES = {"", "unnamed:_0", "unnamed_0", "index", "id", "row", "_"}
 _TAILS = {41: (), 42: (fields.LABEL,), 43: (fields.LABEL, DIFFICULTY)}
 _TEXT = (*fields.CATEGORICAL, fields.LABEL)
+_RATE = np.array([c in fields.FLOAT_COLUMNS for c in fields.NUMERIC])  # the numeric columns bounded by 1
 
 
 def canonical(name: str) -> str:
@@ -264,15 +265,15 @@ def check_values(df: pd.DataFrame, where: str, first_line: int, unit: str = "lin
     if missing.any():
         r, c = map(int, np.argwhere(missing)[0])
         raise DataError(f"{where}: {unit} {first_line + r}, column {cols[c]!r}: missing value")
-    for col in fields.NUMERIC:
-        values = df[col].to_numpy()
-        bad = values < 0
-        if col in fields.FLOAT_COLUMNS:
-            bad |= values > 1
-        if bad.any():
-            r = int(np.argmax(bad))
-            expected = "a rate in [0, 1]" if col in fields.FLOAT_COLUMNS else "a non-negative count"
-            raise DataError(f"{where}: {unit} {first_line + r}, column {col!r}: expected {expected}, got {values[r]}")
+    values = df[list(fields.NUMERIC)].to_numpy(np.float64)  # one block: a check per chunk, not per column
+    bad = (values < 0) | ((values > 1) & _RATE)
+    if bad.any():
+        c = int(np.argmax(bad.any(0)))  # the first column at fault, then its first row
+        r, col = int(np.argmax(bad[:, c])), fields.NUMERIC[c]
+        expected = "a rate in [0, 1]" if col in fields.FLOAT_COLUMNS else "a non-negative count"
+        raise DataError(
+            f"{where}: {unit} {first_line + r}, column {col!r}: expected {expected}, got {df[col].to_numpy()[r]}"
+        )
 
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:

@@ -198,6 +198,7 @@ class FeatureEncoder:
         self._mul: np.ndarray | None = None
         self._add: np.ndarray | None = None
         self._categories: dict[str, list[str]] = {}
+        self._index: dict[str, pd.Index] | None = None  # the categories' hash tables, built on first use
 
     @property
     def columns(self) -> list[str]:
@@ -230,6 +231,7 @@ class FeatureEncoder:
 
             onehot = OneHotEncoder(handle_unknown="ignore").fit(frame[self.categorical].astype(str))
             self._categories = {c: [str(v) for v in cats] for c, cats in zip(self.categorical, onehot.categories_)}
+            self._index = None
         return self
 
     def _check_fitted(self) -> None:
@@ -258,12 +260,23 @@ class FeatureEncoder:
         self._check_fitted()
         return dict(self._categories)
 
-    def unknown_categories(self, df: pd.DataFrame) -> dict[str, dict[str, int]]:
-        """Categories not seen in fit, with their row counts: they encode as all-zero one-hots."""
+    def _codes(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each categorical column's category number per row; -1: a category unseen in fit."""
+        if self._index is None:
+            self._index = {c: pd.Index(cats) for c, cats in self._categories.items()}
+        return {c: index.get_indexer(df[c].astype(str)) for c, index in self._index.items()}
+
+    def unknown_categories(
+        self, df: pd.DataFrame, codes: dict[str, np.ndarray] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Categories not seen in fit, with their row counts: they encode as all-zero one-hots.
+        ``codes``: :meth:`_codes` of ``df``, where the caller has them."""
+        self._check_fitted()
         found = {}
-        for col, known in self.categories.items():
-            counts = df.loc[~df[col].astype(str).isin(known), col].value_counts()
-            if len(counts):
+        for col, code in (codes if codes is not None else self._codes(df)).items():
+            unseen = code < 0
+            if unseen.any():
+                counts = df[col][unseen].astype(str).value_counts()
                 found[col] = {str(k): int(v) for k, v in counts.items()}
         return found
 
@@ -277,14 +290,15 @@ class FeatureEncoder:
         """
         self._check_fitted()
         frame = self._frame(df, what)
-        if report_unknown and (unknown := self.unknown_categories(frame)):
+        codes = self._codes(frame)
+        if report_unknown and (unknown := self.unknown_categories(frame, codes)):
             log.info("%s: categories unseen in training, encoded as all zeros: %s", what, unknown)
         parts = [(self._numeric(frame) * self._mul + self._add).astype(np.float32)]
         for col, cats in self._categories.items():
-            codes = pd.Index(cats).get_indexer(frame[col].astype(str))  # -1: unseen
+            code = codes[col]
             onehot = np.zeros((len(frame), len(cats)), np.float32)
-            seen = codes >= 0
-            onehot[np.flatnonzero(seen), codes[seen]] = 1.0
+            seen = code >= 0
+            onehot[np.flatnonzero(seen), code[seen]] = 1.0
             parts.append(onehot)
         X = np.concatenate(parts, axis=1)
         bad = ~np.isfinite(X)
