@@ -7,6 +7,7 @@ NSL-KDD's 20% file, the cheapest real run: about a minute), served by one real
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -152,6 +153,13 @@ def test_a_good_request_gets_the_detectors_scores(server, trained, records):
     want = expected_scores(det, records)
     assert len(served) == len(records) == 50
     assert_same_scores(served, want)
+    # the answer's text is MLflow's own serialisation of those predictions, byte for byte
+    from mlflow.pyfunc import scoring_server
+
+    mlflows = getattr(scoring_server.predictions_to_json, "mlflows", scoring_server.predictions_to_json)
+    written = io.StringIO()
+    mlflows(served, written)
+    assert text == written.getvalue()
     # the same records as dataframe_records, the rates that are 0 or 1 written as integers (0, not 0.0)
     rates = {
         c: pd.Series([int(v) if v in (0, 1) else v for v in records[c]], dtype=object) for c in fields.FLOAT_COLUMNS
@@ -161,3 +169,34 @@ def test_a_good_request_gets_the_detectors_scores(server, trained, records):
     np.testing.assert_allclose(
         pd.DataFrame(json.loads(text)["predictions"])["instance_score"], want["instance_score"], rtol=1e-5
     )
+
+
+def test_answers_written_in_one_shot_are_mlflows_text(records):
+    """In the server's process the model's loading installs the faster writer of answers; it writes
+    what MLflow's would (float32 shares, int8 flags, text), and leaves answers with metadata to it."""
+    import mlflow.pyfunc.scoring_server as server
+
+    from kddad.pyfunc_model import one_shot_answers
+
+    rng = np.random.default_rng(0)
+    answer = pd.DataFrame(
+        {
+            "instance_score": rng.normal(size=20) * 100,
+            "is_outlier": rng.integers(0, 2, 20).astype(np.int8),
+            "feature_1": records["service"].head(20).radd("service=").to_numpy(),
+            "share_1": rng.random(20).astype(np.float32),
+        }
+    )
+    mlflows = server.predictions_to_json
+    try:
+        one_shot_answers()
+        one_shot_answers()  # once
+        assert server.predictions_to_json.mlflows is mlflows
+        ours, theirs = io.StringIO(), io.StringIO()
+        server.predictions_to_json(answer, ours)
+        mlflows(answer, theirs)
+        assert ours.getvalue() == theirs.getvalue() and '"share_1": ' in ours.getvalue()
+        with pytest.raises(Exception, match="metadata cannot contain 'predictions'"):
+            server.predictions_to_json(answer, io.StringIO(), {"predictions": 1})
+    finally:
+        server.predictions_to_json = mlflows
