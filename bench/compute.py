@@ -40,7 +40,7 @@ from kddad.stages.model import load_features
 
 CONFIGS = {
     "default": [],
-    "default before (VAE 10 draws, NeuTraL AD's KDD network)": ["experiment=fused_kdd"],
+    "default before (VAE 10 draws, NeuTraL AD's KDD network)": ["experiment=fusion_kdd"],
     "VAE, 10 draws (experiment=plain_vae)": ["experiment=plain_vae"],
     "VAE, posterior mean": ["experiment=plain_vae", "score.samples=0"],
     "AE (model=ae)": ["model=ae"],

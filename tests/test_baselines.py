@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import skops.io as sio
+import torch
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
@@ -50,6 +51,10 @@ def test_pca_likelihood_uses_the_training_residual_variance(data):
     inst, feat = det.score(batch)
     np.testing.assert_allclose(feat, nll, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(inst, nll.sum(1), rtol=1e-3, atol=1e-2)
+    with torch.no_grad():  # the scores' in-place path: the same scores, the fitted variance left as it was
+        first, second = det.score(batch)[0], det.score(batch)[0]
+    np.testing.assert_allclose(first, inst, rtol=1e-5, atol=1e-4)
+    assert np.array_equal(first, second)
 
 
 def test_iforest_scores_higher_for_anomalies_and_has_no_feature_scores(data):

@@ -53,7 +53,9 @@ class PCA(Estimator):
     def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, mean = torch.from_numpy(X), torch.from_numpy(self._reconstruct(X))
         if self.score_cfg.name == "likelihood":
-            inst, feat = likelihood_scores(x, mean, torch.from_numpy(self.residual_var).expand_as(x))
+            # a tensor of its own: without autograd the scores are computed in the variance's memory
+            var = torch.from_numpy(self.residual_var).expand_as(x).contiguous()
+            inst, feat = likelihood_scores(x, mean, var)
         else:
             inst, feat = mse_scores(x, mean, self.score_cfg.outlier_perc)
         return inst.numpy(), feat.numpy()
