@@ -2,8 +2,8 @@
 
 One output row per input row, in order: ``row`` (0-based record number), ``instance_score``,
 ``is_outlier`` and, for ``top_k`` > 0, the raw features that drove each score with their share.
-The file is streamed in chunks, scored in worker processes (one per core by default) and written
-in input order to a temporary file renamed at the end, so memory stays bounded and a failure
+The file is streamed in chunks, scored in this process or in worker processes (one per 4 cores
+by default) and written in input order to a temporary file renamed at the end, so memory stays bounded and a failure
 leaves no partial output.
 """
 
