@@ -1,7 +1,7 @@
 """The served model's latency and throughput: ``mlflow models serve`` on loopback, as users start it.
 
-Run from the project root after ``make run``: the model the last run logged (``models/mlflow_run.json``,
-or ``--model-uri``) is served with ``mlflow models serve --env-manager local`` on a free
+Run from the project root after ``make run``: the model the last run logged (the run record in
+``models/``, or ``--model-uri``) is served with ``mlflow models serve --env-manager local`` on a free
 127.0.0.1 port. Then, one request at a time:
 
 - ``--single`` requests of one record each (``dataframe_split`` JSON, a different record of the
@@ -36,6 +36,7 @@ from _data import ROOT, mirror
 
 from kddad.data import fields
 from kddad.data.read import read_kdd
+from kddad.paths import Paths
 
 
 def free_port() -> int:
@@ -102,14 +103,14 @@ def percentiles(seconds: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model-uri", help="default: runs:/<the last run>/detector from models/mlflow_run.json")
+    ap.add_argument("--model-uri", help="default: runs:/<the last run>/detector, from the run record in models/")
     ap.add_argument("--single", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--batches", type=int, default=5)
     ap.add_argument("--batch-rows", type=int, default=20_000)
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    run = json.loads((ROOT / "models" / "mlflow_run.json").read_text())
+    run = json.loads((ROOT / Paths().run_record).read_text())
     uri = args.model_uri or f"runs:/{run['mlflow_run_id']}/detector"
     records = read_kdd(mirror() / "kddcup.data_10_percent.gz")[list(fields.FEATURES)]
     rows = records.sample(frac=1, random_state=0).reset_index(drop=True)
