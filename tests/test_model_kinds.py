@@ -256,6 +256,9 @@ def test_a_member_trains_to_its_own_epoch_cap(data):
     det = _fit(X, X_val, {**FUSION, "member_epochs": {"neutral": 2}}, max_epochs=4)
     caps = {label: m.trainer.max_epochs for label, m in det.model_.members_.items()}
     assert caps == {"vae": 4, "neutral": 2} and len(det.history) == 4 + 2  # each trained to its cap
+    # a member's cap above trainer.max_epochs does not raise it: a quick run stays quick
+    quick = Detector({**FUSION, "member_epochs": {"neutral": 9}}, trainer={"max_epochs": 2})._new_model()
+    assert {label: m.trainer.max_epochs for label, m in quick.members_.items()} == {"vae": 2, "neutral": 2}
     refused = r"member_epochs names \['nn'\], not members; the members are \['neutral', 'vae'\]"
     with pytest.raises(ValueError, match=refused):
         MODEL_ADAPTER.validate_python({**FUSION, "member_epochs": {"nn": 2}})

@@ -463,8 +463,8 @@ class FusionConfig(_Strict):
     )
     member_epochs: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict,
-        description="The most epochs of a member, by label, where it is not trainer.max_epochs: a "
-        "member that learns fast need not take the others' time.",
+        description="The most epochs of a member, by label, below trainer.max_epochs (which caps "
+        "every member): a member that learns fast need not take the others' time.",
     )
 
     @field_validator("members")

@@ -103,9 +103,12 @@ class Fusion(Model):
         self.calibration: dict[str, Calibration] = {}
 
     def _trainer_of(self, label: str) -> TrainerConfig:
-        """The trainer settings, with the member's own epoch cap where ``member_epochs`` sets one."""
+        """The trainer settings, capped at the member's own epochs where ``member_epochs`` sets
+        them (``trainer.max_epochs`` still caps every member: a quick run stays quick)."""
         epochs = self.cfg.member_epochs.get(label)
-        return self.trainer if epochs is None else self.trainer.model_copy(update={"max_epochs": epochs})
+        if epochs is None or epochs >= self.trainer.max_epochs:
+            return self.trainer
+        return self.trainer.model_copy(update={"max_epochs": epochs, "min_epochs": min(self.trainer.min_epochs, epochs)})
 
     # the detector changes scoring settings on the model it holds: they reach every member
     @property
