@@ -108,7 +108,8 @@ class Fusion(Model):
         epochs = self.cfg.member_epochs.get(label)
         if epochs is None or epochs >= self.trainer.max_epochs:
             return self.trainer
-        return self.trainer.model_copy(update={"max_epochs": epochs, "min_epochs": min(self.trainer.min_epochs, epochs)})
+        min_epochs = min(self.trainer.min_epochs, epochs)
+        return self.trainer.model_copy(update={"max_epochs": epochs, "min_epochs": min_epochs})
 
     # the detector changes scoring settings on the model it holds: they reach every member
     @property
