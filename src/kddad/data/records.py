@@ -71,6 +71,7 @@ _INDEX_NAMES = {"", "unnamed:_0", "unnamed_0", "index", "id", "row", "_"}
 _TAILS = {41: (), 42: (fields.LABEL,), 43: (fields.LABEL, DIFFICULTY)}
 _TEXT = (*fields.CATEGORICAL, fields.LABEL)
 _RATE = np.array([c in fields.FLOAT_COLUMNS for c in fields.NUMERIC])  # the numeric columns bounded by 1
+CHECK_ROWS = 1 << 16  # rows whose numeric values check_values turns into one float block
 
 
 def canonical(name: str) -> str:
@@ -265,11 +266,16 @@ def check_values(df: pd.DataFrame, where: str, first_line: int, unit: str = "lin
     if missing.any():
         r, c = map(int, np.argwhere(missing)[0])
         raise DataError(f"{where}: {unit} {first_line + r}, column {cols[c]!r}: missing value")
-    values = df[list(fields.NUMERIC)].to_numpy(np.float64)  # one block: a check per chunk, not per column
-    bad = (values < 0) | ((values > 1) & _RATE)
-    if bad.any():
-        c = int(np.argmax(bad.any(0)))  # the first column at fault, then its first row
-        r, col = int(np.argmax(bad[:, c])), fields.NUMERIC[c]
+    numeric = df[list(fields.NUMERIC)]
+    first = np.full(len(fields.NUMERIC), -1)  # each column's first row at fault
+    for start in range(0, len(df), CHECK_ROWS):  # a block at a time: one check per block, not per column
+        values = numeric.iloc[start : start + CHECK_ROWS].to_numpy(np.float64)
+        bad = (values < 0) | ((values > 1) & _RATE)
+        hit = bad.any(0) & (first < 0)
+        first[hit] = start + bad[:, hit].argmax(0)
+    if (first >= 0).any():
+        c = int(np.argmax(first >= 0))  # the first column at fault, then its first row
+        r, col = int(first[c]), fields.NUMERIC[c]
         expected = "a rate in [0, 1]" if col in fields.FLOAT_COLUMNS else "a non-negative count"
         raise DataError(
             f"{where}: {unit} {first_line + r}, column {col!r}: expected {expected}, got {df[col].to_numpy()[r]}"
