@@ -171,6 +171,19 @@ def test_a_good_request_gets_the_detectors_scores(server, trained, records):
     )
 
 
+def test_a_headered_csv_request_gets_the_json_requests_answer(server, records):
+    """MLflow's CSV input (a header row), as a capture file holds it: the same predictions."""
+    rows = records.head(20)
+    request = urllib.request.Request(
+        f"{server}/invocations", rows.to_csv(index=False).encode(), {"Content-Type": "text/csv"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200
+        from_csv = json.loads(response.read())["predictions"]
+    status, text = _post(server, _payload(rows, "split"))
+    assert status == 200 and from_csv == json.loads(text)["predictions"] and len(from_csv) == 20
+
+
 def test_answers_written_in_one_shot_are_mlflows_text(records):
     """In the server's process the model's loading installs the faster writer of answers; it writes
     what MLflow's would (float32 shares, int8 flags, text), and leaves answers with metadata to it."""
