@@ -2,6 +2,7 @@
 nothing half-written. The project is a real one (default split of a slice of the real file, PCA baseline:
 quick to train)."""
 
+import contextlib
 import gzip
 import json
 import os
@@ -231,23 +232,31 @@ def test_a_full_disk_during_evaluate_is_one_line_and_leaves_nothing_partial(proj
             assert path.read_bytes().endswith(b"IEND\xaeB`\x82")
 
 
-def test_temporaries_of_a_killed_kddad_score_are_swept_by_the_next_run(project, mirror, tmp_path):
+def test_a_killed_kddad_score_leaves_no_worker_and_its_temporary_is_swept_by_the_next_run(project, mirror, tmp_path):
+    """``kill -9`` of a 2-worker run: its workers and multiprocessing's helper end within seconds,
+    and the next run writing there removes the temporary file the killed one left."""
     big = tmp_path / "big.csv"  # slow enough to be caught mid-write
     with gzip.open(mirror / KDD10, "rb") as fin, open(big, "wb") as fout:
         shutil.copyfileobj(fin, fout)
     out = tmp_path / "out" / "scores.csv"
     cmd = [str(Path(sys.executable).with_name("kddad")), "score", "--model", str(project / "models" / "detector")]
-    cmd += ["--input", str(big), "--output", str(out), "--no-progress", "--chunk-rows", "20000"]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd += ["--input", str(big), "--output", str(out), "--no-progress", "--chunk-rows", "20000", "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while not [p for p in _temporaries(out.parent) if p.stat().st_size] and time.monotonic() < deadline:
             assert proc.poll() is None, "kddad score ended before it could be killed"
             time.sleep(0.05)
+        assert len(_group(proc.pid)) >= 3, "the workers were not running when the command was killed"
         proc.kill()
         proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _group(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group(proc.pid), f"processes of the killed run outlived it: {_group(proc.pid)}"
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     [left] = _temporaries(out.parent)
     assert str(proc.pid) in left.name and not out.exists()
     small = tmp_path / "small.csv"
@@ -255,3 +264,16 @@ def test_temporaries_of_a_killed_kddad_score_are_swept_by_the_next_run(project, 
     done = _kddad("score", "--model", str(project / "models" / "detector"), "--input", str(small), "--output", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     assert not _temporaries(out.parent) and out.is_file()
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (zombies of it are gone, not live)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(stat.parent.name))
+    return live

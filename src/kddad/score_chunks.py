@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import gzip
 import multiprocessing as mp
+import os
 import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -98,10 +102,36 @@ def score_chunk(det: Detector, job: ChunkJob, line: int, batch: pa.RecordBatch) 
 
 # -- worker processes ------------------------------------------------------------------------
 _WORKER: dict[str, Detector] = {}
+#: Linux's ``prctl`` option that signals a process when the thread that started it ends.
+PR_SET_PDEATHSIG = 1
+#: How often a worker looks whether the process that started it is still there.
+PARENT_POLL_S = 0.5
 
 
-def _start_worker(model: str, threshold: str | None, device: str, threads: int) -> None:
-    """A worker's start: the terminal's Ctrl-C is the parent's to handle; the detector loaded once."""
+def _die_with(parent: int) -> None:
+    """End this worker when ``parent`` dies, however it dies (``kill -9`` included): the kernel's
+    parent-death signal on Linux, and a thread that watches the parent's pid everywhere (also for a
+    parent that died before the signal was asked for)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kddad-parent-watch", daemon=True).start()
+
+
+def _start_worker(model: str, threshold: str | None, device: str, threads: int, parent: int) -> None:
+    """A worker's start: it ends with the process that started it; the terminal's Ctrl-C is the
+    parent's to handle; the detector loaded once."""
+    _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
@@ -126,7 +156,7 @@ def scorers(
         with ThreadPoolExecutor(1, thread_name_prefix="kddad-score") as pool:
             yield pool, partial(score_chunk, det)
         return
-    args = (str(model), None if threshold is None else str(threshold), device, threads)
+    args = (str(model), None if threshold is None else str(threshold), device, threads, os.getpid())
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_start_worker, initargs=args)
     try:
         yield pool, _score_in_worker
