@@ -58,6 +58,9 @@ def layouts(rows: list[list[str]], folder: Path) -> dict[str, Path]:
     frame = pd.DataFrame(rows, columns=names)
     pandas_csv = folder / "pandas.csv"
     frame.to_csv(pandas_csv)  # pandas' default: a header and its index column
+    counts = [c for c in fields.NUMERIC if c not in fields.FLOAT_COLUMNS]
+    with_floats = folder / "floats.csv"  # through a dataframe with a missing value: counts as 491.0
+    frame.astype(dict.fromkeys(counts, float)).to_csv(with_floats, index=False)
     spaced = folder / "spaced.txt"
     spaced.write_text("".join(", ".join(r) + "\n" for r in rows))
     with gzip.open(folder / "canonical.gz", "wt", newline="") as f:
@@ -71,6 +74,7 @@ def layouts(rows: list[list[str]], folder: Path) -> dict[str, Path]:
         "labels_without_dots": _write(folder / "undotted.txt", _undotted(rows)),
         "pandas_index": pandas_csv,
         "quoted": _write(folder / "quoted.csv", rows, names, quoting=csv.QUOTE_ALL),
+        "counts_as_floats": with_floats,
     }
 
 
@@ -113,6 +117,7 @@ def canonical_split(files, mirror, tmp_path_factory):
         "labels_without_dots",
         "pandas_index",
         "quoted",
+        "counts_as_floats",
     ],
 )
 def test_every_layout_gives_the_canonical_split(layout, files, canonical_split, mirror, tmp_path, caplog):

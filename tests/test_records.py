@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 import pandas as pd
 import pytest
@@ -94,3 +95,32 @@ def test_out_of_range_values_are_named_with_their_line(mirror, tmp_path):
     src.write_text("".join(lines))
     with pytest.raises(DataError, match=r"line 110001, column 'serror_rate': expected a rate in \[0, 1\], got 1.5"):
         _all(src)
+
+
+def _as_floats(lines: list[str]) -> list[str]:
+    """The lines as a dataframe with a missing value somewhere writes them: every count ``491.0``."""
+    counts = [i for i, c in enumerate(fields.FEATURES) if c in fields.NUMERIC and c not in fields.FLOAT_COLUMNS]
+    out = []
+    for line in lines:
+        parts = line.rstrip("\n").split(",")
+        for i in counts:
+            parts[i] = f"{float(parts[i])!r}"
+        out.append(",".join(parts) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("chunk_rows", [7_000, 100_000])
+def test_counts_written_as_floats_are_those_counts_and_a_fraction_is_named(mirror, tmp_path, chunk_rows):
+    lines = _edited(mirror, 30_000, 0, 0, "0")
+    plain, floats = tmp_path / "plain.csv", tmp_path / "floats.csv"
+    plain.write_text("".join(lines))
+    floats.write_text("".join(_as_floats(lines)))
+    assert floats.read_text().startswith("0.0,tcp,http,SF,181.0,5450.0,")  # the first record
+    want, got = _all(plain, chunk_rows=chunk_rows), _all(floats, chunk_rows=chunk_rows)
+    pd.testing.assert_frame_equal(got, want)  # the same values and dtypes: counts are int64
+    assert got["src_bytes"].dtype == "int64"
+    for value, expected in (("0.5", "an integer, got 0.5"), ("1e17", "a count below 2**53, got 1e+17")):
+        bad = _as_floats(_edited(mirror, 30_000, 20_000, fields.FEATURES.index("hot"), value))
+        floats.write_text("".join(bad))
+        with pytest.raises(DataError, match=rf"floats.csv: line 20001, column 'hot': expected {re.escape(expected)}$"):
+            _all(floats, chunk_rows=chunk_rows)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
-import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,55 +28,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kddad.data import fields
+from kddad.data.columns import KNOWN, TAILS, canonical, ignored, kdd_columns
 from kddad.errors import DataError
 
 log = logging.getLogger(__name__)
 
 DIFFICULTY = fields.DIFFICULTY
-#: Header names seen in public copies of KDD Cup 99 / NSL-KDD, and what they mean.
-ALIASES: dict[str, str] = {
-    "src_byts": "src_bytes",
-    "dst_byts": "dst_bytes",
-    "protocol": "protocol_type",
-    "is_hot_login": "is_host_login",
-    "num_outbound_cmd": "num_outbound_cmds",
-    "su_attempt": "su_attempted",
-    "attack": fields.LABEL,
-    "attack_type": fields.LABEL,
-    "attack_cat": fields.LABEL,
-    "class": fields.LABEL,
-    "labels": fields.LABEL,
-    "outcome": fields.LABEL,
-    "target": fields.LABEL,
-    "level": DIFFICULTY,
-    "difficulty_level": DIFFICULTY,
-    "success_pred": DIFFICULTY,
-}
-_KNOWN = {*fields.FEATURES, fields.LABEL, DIFFICULTY}
-_INT = pa.int64()
+_KNOWN = KNOWN
+#: Parsed as numbers, counts too: a count written ``491.0`` (a file that passed through a
+#: dataframe with a missing value) is that count; :func:`check_values` refuses ``0.5``.
 _TYPES: dict[str, pa.DataType] = {
-    **{c: (pa.float64() if c in fields.FLOAT_COLUMNS else _INT) for c in fields.NUMERIC},
+    **dict.fromkeys((*fields.NUMERIC, DIFFICULTY), pa.float64()),
     **dict.fromkeys(fields.CATEGORICAL, pa.string()),
     fields.LABEL: pa.string(),
-    DIFFICULTY: _INT,
 }
+#: The whole-number columns, held as int64 once checked.
+COUNTS = (*(c for c in fields.NUMERIC if c not in fields.FLOAT_COLUMNS), DIFFICULTY)
+#: Whole numbers up to this are exact as the float64 they are parsed to.
+MAX_COUNT = 2**53
 SUFFIXES = (".csv", ".txt", ".gz", ".parquet")
 #: Bytes of text a chunk of records takes, about: a text file is read in blocks of this times the chunk's rows.
 ROW_BYTES = 84
 #: Blocks of a file read whole, each parsed on a core of its own.
 WHOLE_BLOCK_BYTES = 8 << 20
-#: Names a leading index column is written under (pandas ``to_csv``, R's ``write.csv``, exports).
-_INDEX_NAMES = {"", "unnamed:_0", "unnamed_0", "index", "id", "row", "_"}
-_TAILS = {41: (), 42: (fields.LABEL,), 43: (fields.LABEL, DIFFICULTY)}
 _TEXT = (*fields.CATEGORICAL, fields.LABEL)
-_RATE = np.array([c in fields.FLOAT_COLUMNS for c in fields.NUMERIC])  # the numeric columns bounded by 1
 CHECK_ROWS = 1 << 16  # rows whose numeric values check_values turns into one float block
-
-
-def canonical(name: str) -> str:
-    """A header name as the KDD name it stands for (case, spaces, dashes and aliases folded)."""
-    key = re.sub(r"[\s\-]+", "_", name.strip().lstrip("\ufeff").strip("'\"").rstrip(".:").lower())
-    return ALIASES.get(key, key)
 
 
 def label_category(labels: pd.Series) -> pd.Series:
@@ -129,53 +104,12 @@ def _first_row(path: Path, gzipped: bool) -> list[str] | None:
 
 
 def _headerless(path: Path, width: int) -> tuple[str, ...]:
-    if width not in _TAILS:
+    if width not in TAILS:
         raise DataError(
             f"{path}: line 1: expected 41 comma-separated fields (unlabelled records), 42 (KDD Cup 99: + label) "
             f"or 43 (NSL-KDD: + label, difficulty), got {width}; a header row needs the KDD column names"
         )
-    return (*fields.FEATURES, *_TAILS[width])
-
-
-def _by_position(path: Path, names: list[str]) -> tuple[str, ...] | None:
-    """A header of a KDD width (after a leading index column) whose names that are KDD names all
-    stand in their KDD places: the columns by position, with one warning naming every name
-    taken by position. None when the names do not fit that far."""
-    columns = [canonical(n) for n in names]
-    skip = 1 if columns and columns[0] in _INDEX_NAMES and len(columns) - 1 in _TAILS else 0
-    body = columns[skip:]
-    if len(body) not in _TAILS:
-        return None
-    places = (*fields.FEATURES, *_TAILS[len(body)])
-    if any(c in _KNOWN and c != want for c, want in zip(body, places)):
-        return None  # a KDD name out of its place: the names are not in KDD order
-    if sum(c == want for c, want in zip(body, places)) < len(fields.FEATURES) // 2:
-        return None
-    taken = [f"{names[skip + i]!r} as {want!r}" for i, (c, want) in enumerate(zip(body, places)) if c != want]
-    log.warning(
-        "%s: line 1 (header): %d name(s) are not KDD names, taken by their position: %s",
-        path,
-        len(taken),
-        ", ".join(taken),
-    )
-    return (*(f"_ignored_{i}" for i in range(skip)), *places)
-
-
-def _from_names(path: Path, names: list[str], where: str, by_position: bool = False) -> tuple[str, ...]:
-    """The columns ``names`` stand for; ``by_position``: a header row may fall back on KDD order."""
-    columns = tuple(canonical(n) for n in names)
-    missing = [c for c in fields.FEATURES if c not in columns]
-    if missing and by_position and (positional := _by_position(path, names)) is not None:
-        return positional
-    if missing:
-        raise DataError(f"{path}: {where}: the 41 KDD features are needed; missing {missing}")
-    dup = sorted({c for c in columns if c in _KNOWN and columns.count(c) > 1})
-    if dup:
-        raise DataError(f"{path}: {where}: column(s) {dup} appear more than once")
-    extra = [n for n, c in zip(names, columns) if c not in _KNOWN]
-    if extra:
-        log.info("%s: ignoring column(s) that are not KDD features: %s", path, extra)
-    return columns
+    return (*fields.FEATURES, *TAILS[width])
 
 
 def layout(path: str | Path, name: str | None = None) -> Layout:
@@ -196,7 +130,9 @@ def layout(path: str | Path, name: str | None = None) -> Layout:
             if isinstance(err, FileNotFoundError):
                 raise
             raise DataError(f"{path}: not a readable Parquet file ({err})") from None
-        return Layout(path, _from_names(path, names, "Parquet columns"), header=True, format="parquet")
+        return Layout(
+            path, kdd_columns(names, f"{path}: Parquet columns", by_position=False), header=True, format="parquet"
+        )
     gzipped = _is_gzip(path)
     first = _first_row(path, gzipped)
     if first is None:
@@ -204,7 +140,7 @@ def layout(path: str | Path, name: str | None = None) -> Layout:
     named = sum(canonical(v) in _KNOWN for v in first)
     kind = "gzip" if gzipped else "text"
     if named >= len(fields.FEATURES) // 2:
-        return Layout(path, _from_names(path, first, "line 1 (header)", by_position=True), header=True, format=kind)
+        return Layout(path, kdd_columns(first, f"{path}: line 1 (header)"), header=True, format=kind)
     return Layout(path, _headerless(path, len(first)), header=False, format=kind)
 
 
@@ -240,13 +176,12 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
                 if len(row) != width:
                     return f"line {lineno}: expected {_fields(width)}, got {len(row)}"
                 for col, value in zip(names, row):
-                    kind = _TYPES.get(col) if col != fields.LABEL else None
-                    if kind is None or kind == pa.string():
+                    if _TYPES.get(col) != pa.float64():
                         continue
                     try:
-                        float(value) if kind == pa.float64() else int(value.strip())
+                        float(value)
                     except ValueError:
-                        expected = "a number" if kind == pa.float64() else "an integer"
+                        expected = "an integer" if col in COUNTS else "a number"
                         return f"line {lineno}, column {col!r}: expected {expected}, got {value!r}"
     except (EOFError, OSError, zlib.error) as err:  # a truncated or corrupt gzip stream
         return f"line {lineno + 1}: the file ends early or is corrupt ({err})"
@@ -255,9 +190,14 @@ def diagnose(path: Path, columns: tuple[str, ...] | None, header: bool) -> str:
     return "the file could not be parsed, but no single bad row was found"
 
 
+def _shown(value: float) -> str:
+    """A value as a fault shows it: a whole number without its ``.0``."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < MAX_COUNT else str(value)
+
+
 def check_values(df: pd.DataFrame, where: str, first_line: int, unit: str = "line") -> None:
-    """Refuse missing values, negative counts and rates outside [0, 1], naming the line (``unit``:
-    what a position is called: a file's ``line``, a request's ``row``)."""
+    """Refuse missing values, negative or fractional counts and rates outside [0, 1], naming the
+    line (``unit``: what a position is called: a file's ``line``, a request's ``row``)."""
     cols = [c for c in df.columns if c in _TYPES]
     missing = df[cols].isna().to_numpy()
     for j, col in enumerate(cols):
@@ -266,20 +206,52 @@ def check_values(df: pd.DataFrame, where: str, first_line: int, unit: str = "lin
     if missing.any():
         r, c = map(int, np.argwhere(missing)[0])
         raise DataError(f"{where}: {unit} {first_line + r}, column {cols[c]!r}: missing value")
-    numeric = df[list(fields.NUMERIC)]
-    first = np.full(len(fields.NUMERIC), -1)  # each column's first row at fault
+    numbers = [c for c in cols if _TYPES[c] == pa.float64()]
+    rate = np.array([c in fields.FLOAT_COLUMNS for c in numbers])
+    # counts still held as floats (int64 ones are whole already): those that may hold a fraction
+    kinds = df.dtypes
+    fractional = np.array([not r and kinds[c].kind == "f" for c, r in zip(numbers, rate)])
+    first = np.full(len(numbers), -1)  # each column's first row at fault
+    block = df[numbers]
     for start in range(0, len(df), CHECK_ROWS):  # a block at a time: one check per block, not per column
-        values = numeric.iloc[start : start + CHECK_ROWS].to_numpy(np.float64)
-        bad = (values < 0) | ((values > 1) & _RATE)
+        values = block.iloc[start : start + CHECK_ROWS].to_numpy(np.float64)
+        bad = (values < 0) | ((values > 1) & rate) | (values >= MAX_COUNT)
+        if fractional.any():
+            counts = values[:, fractional]
+            bad[:, fractional] |= counts != np.floor(counts)
         hit = bad.any(0) & (first < 0)
         first[hit] = start + bad[:, hit].argmax(0)
     if (first >= 0).any():
         c = int(np.argmax(first >= 0))  # the first column at fault, then its first row
-        r, col = int(first[c]), fields.NUMERIC[c]
-        expected = "a rate in [0, 1]" if col in fields.FLOAT_COLUMNS else "a non-negative count"
-        raise DataError(
-            f"{where}: {unit} {first_line + r}, column {col!r}: expected {expected}, got {df[col].to_numpy()[r]}"
-        )
+        r, col = int(first[c]), numbers[c]
+        value = float(df[col].to_numpy()[r])
+        if rate[c]:
+            expected = "a rate in [0, 1]"
+        else:
+            expected = (
+                "a non-negative count" if value < 0 else "an integer" if value < MAX_COUNT else "a count below 2**53"
+            )
+        raise DataError(f"{where}: {unit} {first_line + r}, column {col!r}: expected {expected}, got {_shown(value)}")
+
+
+def as_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """The count columns as int64 (after :func:`check_values`: whole numbers, each exact)."""
+    cast = {c: "int64" for c in COUNTS if c in df.columns and df[c].dtype != "int64"}
+    return df.astype(cast) if cast else df
+
+
+def _whole_counts(data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    """The count columns cast to int64 where every value is a whole number in range (Arrow's safe
+    cast: at C speed); where one is not, left as they are for :func:`check_values` to name."""
+    for col in COUNTS:
+        i = data.schema.get_field_index(col)
+        if i < 0 or data.schema.field(i).type == pa.int64():
+            continue
+        try:
+            data = data.set_column(i, col, data.column(i).cast(pa.int64()))
+        except pa.ArrowInvalid:
+            return data
+    return data
 
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:
@@ -300,7 +272,7 @@ def _csv_batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[
     """Streamed in blocks; ``whole``: parsed at once on every core (what training reads)."""
     from pyarrow import csv as pacsv
 
-    names = [c if c in _KNOWN else f"_ignored_{i}" for i, c in enumerate(lay.columns)]
+    names = [c if c in _KNOWN else ignored(i) for i, c in enumerate(lay.columns)]
     block = WHOLE_BLOCK_BYTES if whole else max(1 << 14, chunk_rows * ROW_BYTES)
     stream = pa.input_stream(str(lay.path), compression="gzip" if lay.format == "gzip" else None)
     options = {
@@ -356,10 +328,11 @@ def _batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[pa.R
 def frame(data: pa.RecordBatch | pa.Table, lay: Layout, line: int, check: bool = True) -> pd.DataFrame:
     """Records as the reader hands them, checked; ``line``: the file line of the first one.
     ``check=False``: values already checked (a file read a second time)."""
-    df = data.to_pandas()
+    df = _whole_counts(data).to_pandas()
     df = df[[c for c in (*fields.FEATURES, fields.LABEL, DIFFICULTY) if c in df.columns]]
     if check:
         check_values(df, str(lay.path), line)
+    df = as_counts(df)
     if lay.labelled:
         df = labelled(df)
     first = line - 1 - int(lay.header)
