@@ -44,12 +44,18 @@ def trained(clone: Repo) -> tuple[Path, dict, str]:
 
 
 @pytest.fixture(scope="module")
-def server(trained, tmp_path_factory):
+def server_log(tmp_path_factory) -> Path:
+    """What the server writes (its stdout and stderr)."""
+    return tmp_path_factory.mktemp("serve") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def server(trained, server_log):
     """The run's logged model behind `mlflow models serve` on a free 127.0.0.1 port: its base URL."""
     path, env, _ = trained
     run = json.loads((path / "models" / "mlflow_run.json").read_text())
     port = free_port()
-    log = open(tmp_path_factory.mktemp("serve") / "server.log", "w+")  # closed at teardown
+    log = open(server_log, "w+")  # closed at teardown
     cmd = ["mlflow", "models", "serve", "-m", f"runs:/{run['mlflow_run_id']}/detector", "--env-manager", "local"]
     proc = subprocess.Popen(
         [*cmd, "-h", "127.0.0.1", "-p", str(port)],
@@ -84,10 +90,9 @@ def records(mirror) -> pd.DataFrame:
     return df
 
 
-def _post(url: str, body: dict) -> tuple[int, str]:
-    request = urllib.request.Request(
-        f"{url}/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
+def _post(url: str, body: dict | bytes, content_type: str = "application/json") -> tuple[int, str]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}/invocations", data, {"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read().decode()
@@ -104,7 +109,7 @@ def _payload(df: pd.DataFrame, orient: str) -> dict:
 
 
 BAD = {  # the value put in row ROW (None: null; the column left out for "missing column") and the answer
-    "missing column": ("src_bytes", None, "missing KDD column(s) ['src_bytes']; expected the 41 KDD features by name"),
+    "missing column": ("src_bytes", None, "columns: the 41 KDD features are needed by name; missing ['src_bytes']"),
     "text in a count": ("src_bytes", "abc", "column 'src_bytes': expected an integer, got 'abc'"),
     "text in a rate": ("serror_rate", "high", "column 'serror_rate': expected a number, got 'high'"),
     "true in a count": ("logged_in", True, "column 'logged_in': expected an integer, got True"),
@@ -171,25 +176,79 @@ def test_a_good_request_gets_the_detectors_scores(server, trained, records):
     )
 
 
+def _refusal(status: int, text: str) -> str:
+    """A refusal's one line, checked to be one: HTTP 400, MLflow's fields, no stack trace."""
+    assert status == 400, text
+    body = json.loads(text)
+    assert set(body) <= FIELDS and "stack_trace" not in body and "Traceback" not in text, text
+    assert "\n" not in body["message"] and body["message"].startswith("request: "), text
+    return body["message"]
+
+
 def test_a_headered_csv_request_gets_the_json_requests_answer(server, records):
-    """MLflow's CSV input (a header row), as a capture file holds it: the same predictions."""
+    """MLflow's CSV input (a header row), as a capture file holds it: the same predictions; a bad
+    CSV is refused naming the body's line (the header is line 1) and column."""
     rows = records.head(20)
-    request = urllib.request.Request(
-        f"{server}/invocations", rows.to_csv(index=False).encode(), {"Content-Type": "text/csv"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        assert response.status == 200
-        from_csv = json.loads(response.read())["predictions"]
+    status, text = _post(server, rows.to_csv(index=False).encode(), "text/csv")
+    assert status == 200, text
+    from_csv = json.loads(text)["predictions"]
     status, text = _post(server, _payload(rows, "split"))
     assert status == 200 and from_csv == json.loads(text)["predictions"] and len(from_csv) == 20
+    bad = rows.astype({"src_bytes": object})
+    bad.loc[ROW, "src_bytes"] = "abc"
+    message = _refusal(*_post(server, bad.to_csv(index=False).encode(), "text/csv"))
+    assert message == f"request: line {ROW + 2}, column 'src_bytes': expected an integer, got 'abc'"
+    lines = rows.to_csv(index=False).splitlines()
+    lines[4] += ",7"
+    message = _refusal(*_post(server, "\n".join(lines).encode(), "text/csv"))
+    assert message == "request: CSV line 5: expected 41 comma-separated fields (as the header row), got 42"
+    assert _refusal(*_post(server, b"", "text/csv")).startswith("request: the CSV body is empty")
+
+
+#: A value no refusal may quote back: the request's records stay out of answers and logs.
+MARK = 987_654_321
+
+
+def test_no_refusal_quotes_the_request(server, server_log, records):
+    rows = records.head(5).assign(src_bytes=MARK)
+    split = _payload(rows, "split")
+    body = json.dumps(split).encode()
+    cases = {
+        "cut JSON": (body[: len(body) // 2], "application/json"),
+        "a JSON list": (json.dumps(split["dataframe_split"]["data"]).encode(), "application/json"),
+        "a row too short": (
+            json.dumps(
+                {
+                    "dataframe_split": {
+                        **split["dataframe_split"],
+                        "data": [r[:-1] for r in split["dataframe_split"]["data"]],
+                    }
+                }
+            ).encode(),
+            "application/json",
+        ),
+        "top_k as text": (json.dumps({**split, "params": {"top_k": "many"}}).encode(), "application/json"),
+        "no known key": (json.dumps({"rows": split["dataframe_split"]["data"]}).encode(), "application/json"),
+        "text in a CSV count": (rows.assign(hot="x").to_csv(index=False).encode(), "text/csv"),
+    }
+    answers = {}
+    for case, (data, kind) in cases.items():
+        status, text = _post(server, data, kind)
+        answers[case] = text
+        assert 400 <= status < 500 and str(MARK) not in text, f"{case}: {text}"
+        assert "Traceback" not in text and "stack_trace" not in text, f"{case}: {text}"
+    message = json.loads(answers["cut JSON"])["message"]
+    assert message.startswith("request: not valid JSON: ") and ", column " in message, message
+    assert str(MARK) not in server_log.read_text()
 
 
 def test_answers_written_in_one_shot_are_mlflows_text(records):
-    """In the server's process the model's loading installs the faster writer of answers; it writes
-    what MLflow's would (float32 shares, int8 flags, text), and leaves answers with metadata to it."""
+    """In the server's process the model's loading installs kddad's answers, once; the answer
+    writer writes what MLflow's would (float32 shares, int8 flags, text), and leaves answers with
+    metadata to it."""
     import mlflow.pyfunc.scoring_server as server
 
-    from kddad.pyfunc_model import one_shot_answers
+    from kddad.pyfunc_model import serve_answers
 
     rng = np.random.default_rng(0)
     answer = pd.DataFrame(
@@ -200,16 +259,56 @@ def test_answers_written_in_one_shot_are_mlflows_text(records):
             "share_1": rng.random(20).astype(np.float32),
         }
     )
-    mlflows = server.predictions_to_json
+    names = ("predictions_to_json", "invocations", "parse_csv_input")
+    mlflows = {name: getattr(server, name) for name in names}
     try:
-        one_shot_answers()
-        one_shot_answers()  # once
-        assert server.predictions_to_json.mlflows is mlflows
+        serve_answers()
+        serve_answers()  # once
+        for name in names:
+            assert getattr(server, name) is not mlflows[name] and getattr(server, name).mlflows is mlflows[name]
         ours, theirs = io.StringIO(), io.StringIO()
         server.predictions_to_json(answer, ours)
-        mlflows(answer, theirs)
+        mlflows["predictions_to_json"](answer, theirs)
         assert ours.getvalue() == theirs.getvalue() and '"share_1": ' in ours.getvalue()
         with pytest.raises(Exception, match="metadata cannot contain 'predictions'"):
             server.predictions_to_json(answer, io.StringIO(), {"predictions": 1})
     finally:
-        server.predictions_to_json = mlflows
+        for name, original in mlflows.items():
+            setattr(server, name, original)
+
+
+def test_counts_as_floats_and_the_readers_header_names_get_the_same_answer(server, server_log, records):
+    """What the file reader takes, the server takes: counts written 0.0 (a frame that held a missing
+    value), and the header spellings the reader maps, with the reader's warning in the server's log."""
+    rows = records.head(20)
+    status, text = _post(server, _payload(rows, "split"))
+    assert status == 200, text
+    want = json.loads(text)["predictions"]
+    counts = [c for c in fields.NUMERIC if c not in fields.FLOAT_COLUMNS]
+    floats = rows.astype(dict.fromkeys(counts, float))
+    assert '"src_bytes": 12983.0,' in json.dumps(_payload(floats, "records"))  # counts sent as floats
+    for orient in ("split", "records"):
+        status, text = _post(server, _payload(floats, orient))
+        assert status == 200 and json.loads(text)["predictions"] == want, text
+    status, text = _post(server, floats.to_csv(index=False).encode(), "text/csv")
+    assert status == 200 and json.loads(text)["predictions"] == want, text
+    half = floats.copy()
+    half.loc[ROW, "hot"] = 0.5
+    assert (
+        _refusal(*_post(server, _payload(half, "split")))
+        == f"request: row {ROW}, column 'hot': expected an integer, got 0.5"
+    )
+    spellings = {
+        "misspelled": {"srv_serror_rate": "srv_error_rate"},
+        "OpenML's l prefix": {c: "l" + c for c in fields.FEATURES[12:20]},
+        "upper case": {c: c.upper() for c in fields.FEATURES},
+    }
+    for case, names in spellings.items():
+        status, text = _post(server, _payload(rows.rename(columns=names), "split"))
+        assert status == 200 and json.loads(text)["predictions"] == want, f"{case}: {text}"
+    log = server_log.read_text()
+    assert (
+        "request: columns: 1 name(s) are not KDD names, taken by their position: 'srv_error_rate' as 'srv_serror_rate'"
+        in log
+    )
+    assert "request: columns: 8 name(s) are not KDD names, taken by their position: 'lnum_compromised'" in log

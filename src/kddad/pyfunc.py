@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 ARTIFACT = "detector"  # runs:/<run id>/detector
 MODEL_TYPE = "anomaly detector"
 TOP_K = 3
+#: A request frame's ``attrs`` key: the body line of its first record (a CSV request's, after its header).
+FIRST_LINE = "kddad_first_line"
 _REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "scikit-learn", "pydantic", "pyyaml", "mlflow")
 
 
@@ -45,8 +47,9 @@ def _shown(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _numbers(values: pd.Series, col: str) -> pd.Series:
-    """A numeric request column as numbers (numeric text too); text, or true/false, is refused."""
+def _numbers(values: pd.Series, col: str, unit: str, first: int) -> pd.Series:
+    """A numeric request column as numbers (numeric text too); text, or true/false, is refused
+    (naming the ``unit`` numbered from ``first``)."""
     from kddad.errors import DataError
 
     if pd.api.types.is_bool_dtype(values):
@@ -60,39 +63,36 @@ def _numbers(values: pd.Series, col: str) -> pd.Series:
     if bad.any():
         r = int(np.argmax(bad))
         expected = "a number" if col in fields.FLOAT_COLUMNS else "an integer"
-        raise DataError(f"request: row {r}, column {col!r}: expected {expected}, got {_shown(values.iloc[r])}")
-    if col in fields.FLOAT_COLUMNS:
-        return numeric.astype("float64")
-    whole = numeric.notna() & (numeric % 1 == 0) & (numeric.abs() < 2**63)
-    return numeric.astype("int64") if whole.all() else numeric.astype("float64")
+        raise DataError(
+            f"request: {unit} {first + r}, column {col!r}: expected {expected}, got {_shown(values.iloc[r])}"
+        )
+    return numeric.astype("float64")  # counts: whole numbers checked and made int64 by the caller
 
 
 def predict_records(det: Any, model_input: pd.DataFrame, top_k: int = TOP_K) -> pd.DataFrame:
     """What the served model answers for a frame of records (the 41 KDD columns, by name).
 
-    Checked as ``kddad score`` checks a file: the first fault is raised as a one-line
-    :class:`~kddad.errors.DataError` naming the row (0-based) and column.
+    Checked as ``kddad score`` checks a file, its columns named as the file reader names them: the
+    first fault is raised as a one-line :class:`~kddad.errors.DataError` naming the row (0-based,
+    as in the answer) or, for a CSV request, the line of its body, and the column.
     """
-    from kddad.data.records import canonical, check_values
+    from kddad.data.columns import kdd_columns
+    from kddad.data.records import as_counts, check_values
     from kddad.errors import DataError
 
     if top_k < 0:
         raise DataError(f"request: parameter 'top_k': expected a non-negative integer, got {top_k}")
-    df = pd.DataFrame(model_input).rename(columns=canonical)
-    missing = [c for c in fields.FEATURES if c not in df.columns]
-    if missing:
-        raise DataError(f"request: missing KDD column(s) {missing}; expected the 41 KDD features by name")
+    first_line = model_input.attrs.get(FIRST_LINE) if isinstance(model_input, pd.DataFrame) else None
+    unit, first = ("line", first_line) if first_line else ("row", 0)
+    df = pd.DataFrame(model_input)
+    df.columns = kdd_columns(list(df.columns), "request: columns")
     df = df[list(fields.FEATURES)].reset_index(drop=True)
     dtypes = df.dtypes
     for col in fields.NUMERIC:
         if dtypes[col] != ("float64" if col in fields.FLOAT_COLUMNS else "int64"):  # numbers already: as they are
-            df[col] = _numbers(df[col], col)
-    check_values(df, "request", 0, unit="row")  # rows numbered as in the answer
-    dtypes = df.dtypes
-    for col in fields.NUMERIC:
-        if col not in fields.FLOAT_COLUMNS and dtypes[col] != "int64":
-            r = int(np.argmax((df[col] % 1 != 0) | (df[col].abs() >= 2**63)))
-            raise DataError(f"request: row {r}, column {col!r}: expected an integer, got {_shown(df[col].iloc[r])}")
+            df[col] = _numbers(df[col], col, unit, first)
+    check_values(df, "request", first, unit=unit)
+    df = as_counts(df)
     for col in fields.CATEGORICAL:
         df[col] = df[col].astype(str)
     pred = det.predict(df)

@@ -6,8 +6,11 @@ MLflow executes it when the model loads; ``set_model`` names the model. See :mod
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -17,7 +20,9 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from kddad.errors import DataError
-from kddad.pyfunc import TOP_K, predict_records
+from kddad.pyfunc import FIRST_LINE, TOP_K, predict_records
+
+log = logging.getLogger(__name__)
 
 
 class RequestError(MlflowException):
@@ -42,18 +47,14 @@ class RequestError(MlflowException):
             self._message = value
 
 
-def one_shot_answers() -> None:
-    """The scoring server's answers written by the C JSON encoder: the same text.
+def _one_shot(mlflows: Callable) -> Callable:
+    """The scoring server's answer writer, by the C JSON encoder: the same text.
 
     ``mlflow models serve`` writes each answer with ``json.dump``, which encodes in Python value by
     value (the C encoder serves only ``json.dumps``): for thousands of rows, longer than checking
-    and scoring them. Installed in the server's process only (its module is imported before the
-    model loads), once; an answer with metadata goes through MLflow's own function.
+    and scoring them. An answer with metadata goes through MLflow's own function.
     """
-    server = sys.modules.get("mlflow.pyfunc.scoring_server")
-    if server is None or getattr(server.predictions_to_json, "one_shot", False):
-        return
-    mlflows = server.predictions_to_json
+    from mlflow.pyfunc.scoring_server import NumpyEncoder
 
     def predictions_to_json(raw_predictions: Any, output: Any, metadata: dict | None = None) -> None:
         if metadata or not isinstance(raw_predictions, pd.DataFrame):
@@ -62,11 +63,95 @@ def one_shot_answers() -> None:
         columns = [str(c) for c in raw_predictions.columns]
         values = zip(*(raw_predictions[c].to_numpy().tolist() for c in raw_predictions.columns))
         records = [dict(zip(columns, row)) for row in values]
-        output.write(json.dumps({"predictions": records}, cls=server.NumpyEncoder))
+        output.write(json.dumps({"predictions": records}, cls=NumpyEncoder))
 
-    predictions_to_json.one_shot = True
-    predictions_to_json.mlflows = mlflows
-    server.predictions_to_json = predictions_to_json
+    return predictions_to_json
+
+
+def parse_csv_input(csv_input: Any, schema: Any = None) -> pd.DataFrame:
+    """A CSV request body (a header row, then records) as a frame whose faults name body lines.
+
+    A malformed body is refused in one line naming its line, with nothing of its content."""
+    try:
+        df = pd.read_csv(csv_input)
+    except pd.errors.EmptyDataError:
+        raise RequestError(
+            "request: the CSV body is empty; expected a header row of KDD column names, then records"
+        ) from None
+    except pd.errors.ParserError as err:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if found is None:
+            raise RequestError(
+                "request: the body is not readable as CSV; expected a header row, then records"
+            ) from None
+        want, line, got = found.groups()
+        raise RequestError(
+            f"request: CSV line {line}: expected {want} comma-separated fields (as the header row), got {got}"
+        ) from None
+    except (ValueError, UnicodeError) as err:
+        raise RequestError(f"request: the body is not readable as CSV ({type(err).__name__})") from None
+    df.attrs[FIRST_LINE] = 2  # the header is line 1
+    return df
+
+
+def _decoded(data: Any) -> Any:
+    """A JSON request body decoded once, here: a fault answered with its position only."""
+    if not isinstance(data, (bytes, str)):
+        return data
+    try:
+        decoded = json.loads(data)
+    except json.JSONDecodeError as err:
+        raise RequestError(f"request: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+    except UnicodeDecodeError as err:
+        raise RequestError(f"request: byte {err.start} of the body is not UTF-8 text; expected a JSON object") from None
+    return decoded if isinstance(decoded, dict) else data  # MLflow answers the other kinds
+
+
+def _without_echo(message: str) -> str:
+    """MLflow's message for a refused request, without the request it quotes: the scoring
+    server prefixes ``Failed to predict data '<the whole frame>'`` to a prediction's fault."""
+    if message.startswith("Failed to predict data") and "\nError: " in message:
+        message = message.split("\nError: ", 1)[1]
+    return message.split("\nInput:", 1)[0].strip().splitlines()[0] if message.strip() else message
+
+
+def _invocations(mlflows: Callable) -> Callable:
+    """The scoring server's request handler, answering every refusal in one line: the JSON body
+    decoded here (its fault's position, not the body), and no answer that quotes the request
+    or carries a stack trace."""
+
+    def invocations(data: Any, content_type: str | None, model: Any, input_schema: Any) -> Any:
+        if (content_type or "").split(";")[0].strip() == "application/json":
+            data = _decoded(data)
+        try:
+            return mlflows(data, content_type, model, input_schema)
+        except RequestError:
+            raise
+        except MlflowException as err:
+            trace = err.json_kwargs.pop("stack_trace", None)
+            if trace:  # the server's log keeps it; the answer does not
+                log.error("request refused (%s): %s", err.error_code, trace)
+            err.message = _without_echo(err.message)
+            raise
+
+    return invocations
+
+
+def serve_answers() -> None:
+    """Install kddad's answers in the scoring server's module: in the server's process only (its
+    module is imported before the model loads), once. The server looks these names up per request."""
+    server = sys.modules.get("mlflow.pyfunc.scoring_server")
+    if server is None or getattr(server.invocations, "mlflows", None) is not None:
+        return
+    for name, ours in (
+        ("predictions_to_json", _one_shot),
+        ("invocations", _invocations),
+        ("parse_csv_input", lambda mlflows: parse_csv_input),
+    ):
+        mlflows = getattr(server, name)
+        replaced = ours(mlflows)
+        replaced.mlflows = mlflows
+        setattr(server, name, replaced)
 
 
 class DetectorModel(PythonModel):
@@ -80,7 +165,7 @@ class DetectorModel(PythonModel):
             threshold=context.artifacts.get("threshold"),
             device=os.environ.get("KDDAD_DEVICE", "auto"),
         )
-        one_shot_answers()
+        serve_answers()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         try:
