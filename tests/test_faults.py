@@ -232,6 +232,35 @@ def test_a_full_disk_during_evaluate_is_one_line_and_leaves_nothing_partial(proj
             assert path.read_bytes().endswith(b"IEND\xaeB`\x82")
 
 
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_evaluate_leaves_the_last_runs_reports_whole(project, tmp_path):
+    """The evaluate stage's four outputs (metrics, alerts, plots, figures) are swapped in together:
+    a second run, at another threshold, that meets a full disk after writing its metrics leaves
+    the first run's outputs byte for byte, none of its own beside them, and no temporary."""
+    copy = Path(shutil.copytree(project, tmp_path / "twice", ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts")))
+    write_params(copy, "tracking.enabled=false")
+    proc = stage(copy, "evaluate")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = copy / "reports"
+    outputs = ("metrics.json", "alerts.csv", "plots", "figures")
+    first = _contents(reports)
+    assert {name.split("/")[0] for name in first} >= set(outputs)
+    # a limit that lets the metrics and alerts be written (first), not every plot and figure
+    small = max(len(first[name]) for name in outputs[:2])
+    biggest = max(len(b) for name, b in first.items() if name.startswith(("plots/", "figures/")))
+    assert small < biggest
+    threshold = copy / "models" / "threshold.json"
+    info = json.loads(threshold.read_text())
+    threshold.write_text(json.dumps({**info, "threshold": info["threshold"] * 1.5}))
+    proc = stage(copy, "evaluate", preexec_fn=_file_size_limit((small + biggest) // 2))
+    one_clear_line(proc, "reports", "cannot write this output (File too large)")
+    assert _contents(reports) == first
+    assert not _temporaries(copy) and not [p for p in reports.iterdir() if p.name.startswith(".")]
+
+
 def test_a_killed_kddad_score_leaves_no_worker_and_its_temporary_is_swept_by_the_next_run(project, mirror, tmp_path):
     """``kill -9`` of a 2-worker run: its workers and multiprocessing's helper end within seconds,
     and the next run writing there removes the temporary file the killed one left."""

@@ -150,6 +150,54 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+def _swap(targets: tuple[Path, ...], new: Path, old: Path) -> None:
+    """Put ``new``'s entries in the targets' places, the old ones moved into ``old``; undone as
+    far as it went where a rename fails."""
+    old.mkdir()
+    aside, placed = [], []
+    try:
+        for target in targets:
+            if target.exists() or target.is_symlink():
+                os.replace(target, old / target.name)
+                aside.append(target)
+        for target in targets:
+            os.replace(new / target.name, target)
+            placed.append(target)
+    except OSError:
+        for target in placed:
+            os.replace(target, new / target.name)
+        for target in aside:
+            os.replace(old / target.name, target)
+        raise
+
+
+@contextmanager
+def atomic_outputs(name: str, *targets: str | Path) -> Iterator[tuple[Path, ...]]:
+    """Where each of ``targets`` (files or folders in one folder) is to be written: all in one
+    temporary folder ``.<name>.<pid>.<random>.tmp`` beside them. Once every one is written they
+    replace the targets together (the old ones moved aside, then the new ones in, by renames), so
+    a failure on the way leaves every old output as it was: all new or all old."""
+    targets = tuple(Path(t) for t in targets)
+    home = targets[0].parent
+    if any(t.parent != home for t in targets):
+        raise ValueError(f"atomic_outputs: {targets} are not in one folder")
+    marker = home / name
+    with _writable(home):
+        home.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_name(marker), suffix=".tmp", dir=home))
+    old = tmp / ".old"
+    try:
+        with writing(home):
+            yield tuple(tmp / t.name for t in targets)
+        unwritten = [t.name for t in targets if not (tmp / t.name).exists()]
+        if unwritten:
+            raise RuntimeError(f"atomic_outputs: {unwritten} not written")
+        with _writable(home):
+            _swap(targets, tmp, old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file name beside ``path``; on success the file replaces ``path``."""

@@ -11,7 +11,7 @@ from kddad.config import Config
 from kddad.data.split import ATTACKS, THRESHOLD_ATTACKS
 from kddad.detector import Detector, read_threshold
 from kddad.evaluation.views import ROW_COLUMNS, View, below_difficulty, beside, scored, with_distinct_key
-from kddad.io import npy_chunks
+from kddad.io import atomic_outputs, npy_chunks
 from kddad.paths import Paths
 from kddad.reports import alerts, figure_set, metrics_file, plots, table, tracked
 from kddad.reports.metrics_file import ReportViews
@@ -86,10 +86,12 @@ def evaluate(cfg: Config, paths: Paths = Paths()) -> dict:
     det = trained_detector(cfg, paths)
     threshold = read_threshold(paths.threshold)
     views = report_views(det, paths)
-    metrics = metrics_file.write(paths.metrics, views, threshold)
-    alerts.write(paths.alerts, det, views.test, threshold["threshold"])
-    plots.write(paths.plots, views.test, views.heldout_attacks, threshold["threshold"])
-    figure_set.write(paths.figures, det, views.test, views.heldout_attacks, metrics)
+    # all four swapped in together once written: a failure leaves the last run's, never a mix
+    with atomic_outputs("evaluate", paths.metrics, paths.alerts, paths.plots, paths.figures) as out:
+        metrics = metrics_file.write(out[0], views, threshold)
+        alerts.write(out[1], det, views.test, threshold["threshold"])
+        plots.write(out[2], views.test, views.heldout_attacks, threshold["threshold"])
+        figure_set.write(out[3], det, views.test, views.heldout_attacks, metrics)
     with tracker.stage_run(cfg, resume=recorded_run(paths.threshold), logs="f1") as run_id:
         tracked.record(tracker, run_id, cfg, paths, metrics, views.test.frame.head(5), det.data)
     for line in table.log_lines(metrics):
