@@ -17,6 +17,7 @@ import pytest
 from helpers.data import KDD10, write_head
 from helpers.net import free_port, wait_until_answers
 from helpers.repo import ROOT
+from helpers.run import one_clear_line
 from helpers.scores import assert_same_scores, expected_scores
 from helpers.tracked import where_each_went
 from mlflow import MlflowClient
@@ -126,6 +127,31 @@ def test_info_names_model_data_threshold_and_metrics(pipeline):
     assert "threshold" in repo.run(INFO).stdout
 
 
+@pytest.mark.parametrize(
+    "edit, needles",
+    [
+        (lambda m: {**m, "roc_auc": "high"}, ("key 'roc_auc': expected a number in [0, 1], got 'high'",)),
+        (lambda m: {**m, "f1": 1.7}, ("key 'f1': expected a number in [0, 1], got 1.7",)),
+        (lambda m: {k: v for k, v in m.items() if k != "pr_auc"}, ("key 'pr_auc' missing",)),
+        (lambda m: [m], ("expected a JSON object",)),
+        (None, ("not a metrics file (JSONDecodeError",)),
+    ],
+    ids=["text", "out of range", "missing key", "a list", "cut short"],
+)
+def test_info_refuses_a_damaged_metrics_file_naming_the_key(pipeline, edit, needles):
+    repo, _ = pipeline
+    path = repo.path / "reports/metrics.json"
+    good = path.read_text()
+    try:
+        path.write_text(good[: len(good) // 2] if edit is None else json.dumps(edit(json.loads(good))))
+        proc = repo.run(INFO, code=None)
+        one_clear_line(proc, "reports/metrics.json: ", *needles)
+        assert proc.stdout == ""
+    finally:
+        path.write_text(good)
+    assert repo.run(f"{INFO} --json", code=0).stdout
+
+
 def test_the_evaluate_stage_explains_its_top_alerts(pipeline):
     path = pipeline[0].path
     alerts = pd.read_csv(path / "reports/alerts.csv")
@@ -198,6 +224,7 @@ def _lines(mirror: Path, n: int) -> list[str]:
     [
         ("columns", "line 3: expected 42 comma-separated fields (41 features + label), got 41"),
         ("text", "line 2, column 'src_bytes': expected an integer, got 'abc'"),
+        ("fraction", "line 2, column 'src_bytes': expected an integer, got 0.5"),
         ("truncated", "the file ends early or is corrupt"),
         ("empty", "the file is empty"),
         ("header_only", "holds no records"),
@@ -209,9 +236,9 @@ def test_bad_input_is_one_line_exit_2_and_no_output(pipeline, mirror, tmp_path, 
     src = tmp_path / ("in.gz" if case == "truncated" else "in.csv")
     if case == "columns":
         lines[2] = lines[2].split(",", 1)[1]
-    elif case == "text":
+    elif case in ("text", "fraction"):
         values = lines[1].split(",")
-        values[4] = "abc"
+        values[4] = "abc" if case == "text" else "0.5"
         lines[1] = ",".join(values)
     if case == "truncated":
         blob = gzip.compress("".join(lines).encode())

@@ -54,8 +54,6 @@ def _score(args: argparse.Namespace) -> None:
 
 #: What ``kddad info`` shows of :meth:`Detector.describe`, in this order.
 SHOWN = ("model", "score", "features", "training_data", "epochs", "kddad_version", "threshold")
-#: The figures it shows of the evaluate stage's metrics, when they lie beside the detector.
-METRICS = ("f1", "precision", "recall", "roc_auc", "pr_auc")
 
 
 def describe(model: Path) -> dict[str, Any]:
@@ -75,8 +73,10 @@ def describe(model: Path) -> dict[str, Any]:
         out["threshold_method"] = {k: info[k] for k in ("method", "perc_outlier", "fpr") if k in info}
     metrics = Paths(model.parent.parent).metrics  # the run folder that holds models/detector
     if metrics.is_file():
-        m = json.loads(metrics.read_text(encoding="utf-8"))
-        out["metrics"] = {k: m[k] for k in METRICS if k in m}
+        from kddad.reports import metrics_file
+
+        m = metrics_file.read(metrics)
+        out["metrics"] = {k: m[k] for k in metrics_file.HEADLINE}  # the evaluate stage's headline
         out["metrics_from"] = str(metrics)
     return out
 

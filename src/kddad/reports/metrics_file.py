@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kddad.errors import DetectorError
 from kddad.evaluation.metrics import HEADLINE, detection_metrics
 from kddad.evaluation.views import View, view_metrics
 from kddad.io import write_json
@@ -68,4 +71,26 @@ def write(path: Path, views: ReportViews, threshold: dict) -> dict[str, Any]:
     """Compute metrics.json's content, write it to ``path`` and return it."""
     content = metrics(views, threshold)
     write_json(path, content)
+    return content
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A metrics.json as :func:`write` wrote it, its headline figures checked (numbers in [0, 1];
+    NaN where a view could not measure one): a damaged or hand-edited file is refused in one line
+    naming the key."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        raise DetectorError(f"{path}: not a metrics file ({type(err).__name__}: {err})") from None
+    if not isinstance(content, dict):
+        raise DetectorError(f"{path}: expected a JSON object of the evaluate stage's metrics")
+    for key in HEADLINE:
+        if key not in content:
+            raise DetectorError(
+                f"{path}: key {key!r} missing; expected the evaluate stage's metrics (dvc repro evaluate)"
+            )
+        value = content[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (math.isnan(value) or 0 <= value <= 1)
+        if not ok:
+            raise DetectorError(f"{path}: key {key!r}: expected a number in [0, 1], got {value!r}")
     return content
