@@ -3,6 +3,7 @@ stage promptly with one line, leaves the local outputs as they were and the MLfl
 closable). The stages run through their drivers, as DVC runs them, on a slice of the real data."""
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -188,8 +189,8 @@ def test_a_signal_ends_training_at_once_and_marks_the_run_killed(project, tmp_pa
 
 def test_a_lost_server_fails_every_later_call_at_once(monkeypatch):
     """In-process: the guard's lost state and deadline, without a server (nothing listens)."""
-    for name, value in CLIENT_BOUNDS.items():  # the tracker sets these defaults: undone afterwards
-        monkeypatch.setenv(name, value)
+    for name in CLIENT_BOUNDS:  # the tracker's bounds, not a user's, are what hold the call short
+        monkeypatch.delenv(name, raising=False)
     uri = f"http://127.0.0.1:{free_port()}"
     tracker = Tracker(TrackingConfig(uri=uri), root=Path.cwd())
     start = time.monotonic()
@@ -218,6 +219,36 @@ def test_a_lost_server_fails_every_later_call_at_once(monkeypatch):
     with pytest.raises(MlflowException, match="RESOURCE_ALREADY_EXISTS"):
         answering.call(refused)
     assert answering.lost is None and answering.call(lambda: 7) == 7
+
+
+def _bounds_seen() -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in CLIENT_BOUNDS}
+
+
+def test_the_client_bounds_are_set_inside_tracking_calls_only(tmp_path, monkeypatch):
+    """MLflow reads its HTTP retry settings from the environment: the tracker's bounds are there
+    while its calls to a real server run, and neither before nor after, where a child process
+    (a served model, a Ray worker) would inherit them; a user's own setting is kept."""
+    for name in CLIENT_BOUNDS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "7")  # the user's
+    mine = {**CLIENT_BOUNDS, "MLFLOW_HTTP_REQUEST_TIMEOUT": "7"}
+    outside = {**dict.fromkeys(CLIENT_BOUNDS), "MLFLOW_HTTP_REQUEST_TIMEOUT": "7"}
+    child = [
+        sys.executable,
+        "-c",
+        f"import os, json; print(json.dumps({{n: os.environ.get(n) for n in {list(CLIENT_BOUNDS)!r}}}))",
+    ]
+    with _mlflow_server(tmp_path) as (_, url, _):
+        tracker = Tracker(TrackingConfig(uri=url, experiment="bounds"), root=tmp_path).connect()
+        assert _bounds_seen() == outside
+        seen = tracker.call(lambda: (_bounds_seen(), json.loads(subprocess.check_output(child, text=True))))
+        assert seen == (mine, mine)  # in the call, a process it starts inherits them too
+        run_id = tracker.client.create_run(tracker.experiment_id()).info.run_id
+        tracker.finish(run_id)
+        assert tracker.client.get_run(run_id).info.status == "FINISHED"
+        assert _bounds_seen() == outside
+        assert json.loads(subprocess.check_output(child, text=True)) == outside
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

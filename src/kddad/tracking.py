@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kddad.config import Config, TrackingConfig
+from kddad.config.changes import changes, flatten, in_short, overrides
 from kddad.errors import Interrupted, TrackingError, interrupts_deferred
 from kddad.paths import project_root
 
@@ -66,12 +67,14 @@ MODEL_DEADLINE_FACTOR = 4
 CLEANUP_DEADLINE_S = 5.0
 #: MLflow's REST client retries each call 7 times with a backoff factor of 2 and a 120 s timeout
 #: (minutes per call). These bounds (one attempt and two retries, 10 s each, 0 + 2 s backoff)
-#: fit the deadline; a user's own settings of these variables win.
+#: fit the deadline, set only while a call runs (:func:`client_bounds`); a user's own settings win.
 CLIENT_BOUNDS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+#: The tag of a DVC stage's run that holds what it changes against the committed params.yaml.
+PARAMS_CHANGED_TAG = "params_changed"
 #: Proxies' answers that mean the server behind them is gone (a 500 is the server answering).
 GONE_STATUS = frozenset({502, 503, 504})
 
@@ -201,17 +204,6 @@ def _owner_gone(tag: str) -> bool:
     return str(_process_start(int(pid))) != started
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def _git_commit(root: Path) -> tuple[str | None, bool]:
     """(HEAD commit, whether tracked files differ from it)."""
     try:
@@ -255,10 +247,11 @@ def command_line() -> list[str]:
     return ["python", str(script), *sys.argv[1:]]
 
 
-def described(cfg: Config | None, overrides: str = "") -> dict[str, str]:
+def described(cfg: Config | None, overrides: str = "", changed: list[str] | None = None) -> dict[str, str]:
     """The tags MLflow's UI shows as a run's source, user and description: the script that ran, who
-    ran it, and the command, the sweep job's overrides and the model (``cfg``; None for a sweep's
-    parent run, whose jobs each say theirs)."""
+    ran it, and the command, the sweep job's overrides or what the run changes against the
+    committed params.yaml (``changed``), and the model (``cfg``; None for a sweep's parent run,
+    whose jobs each say theirs)."""
     argv = command_line()
     script = argv[1] if len(argv) > 1 else argv[0]
     command = shlex.join(argv)
@@ -267,6 +260,10 @@ def described(cfg: Config | None, overrides: str = "") -> dict[str, str]:
     note = [f"Command: `{command}`"]
     if overrides:
         note.append(f"Overrides: `{overrides}`")
+    if changed is not None:
+        note.append(
+            f"Against the committed params.yaml: `{' '.join(changed)}`" if changed else "The committed params.yaml"
+        )
     if cfg is None:
         note.append("A sweep: a child run per job; the comparison of its configurations in summary/")
     else:
@@ -295,6 +292,35 @@ def file_schema() -> list[dict[str, Any]]:
     return [*cols, {"type": "string", "name": fields.LABEL}]
 
 
+class _Bounds:
+    """The :func:`client_bounds` blocks open (in any thread), and what they set."""
+
+    lock = threading.Lock()
+    depth = 0
+    set: tuple[str, ...] = ()
+
+
+@contextmanager
+def client_bounds() -> Iterator[None]:
+    """:data:`CLIENT_BOUNDS` in the environment (where the user has not set them) while the
+    block runs, for the MLflow calls in it to read: not before, not after, so no child process
+    (a served model, a Ray worker) and no other code of the process inherits them."""
+    with _Bounds.lock:
+        if _Bounds.depth == 0:
+            _Bounds.set = tuple(n for n in CLIENT_BOUNDS if n not in os.environ)
+            os.environ.update({n: CLIENT_BOUNDS[n] for n in _Bounds.set})
+        _Bounds.depth += 1
+    try:
+        yield
+    finally:
+        with _Bounds.lock:
+            _Bounds.depth -= 1
+            if _Bounds.depth == 0:
+                for name in _Bounds.set:
+                    os.environ.pop(name, None)
+                _Bounds.set = ()
+
+
 class Tracker:
     """The tracking store of one pipeline (``tracking`` config), or a no-op when disabled."""
 
@@ -307,8 +333,6 @@ class Tracker:
         self.remote = self.uri.startswith(("http://", "https://"))
         self.deadline = _deadline() if self.remote else DEADLINE_S
         if self.enabled and self.remote:
-            for name, value in CLIENT_BOUNDS.items():  # read by MLflow at every call
-                os.environ.setdefault(name, value)
             logging.getLogger("urllib3.connectionpool").addFilter(_QUIET_RETRIES)
         self.cleanup_deadline = min(CLEANUP_DEADLINE_S, self.deadline)
         #: Logging the detector as a model: a dozen calls and local work (saving, checking) in one
@@ -351,9 +375,11 @@ class Tracker:
             finally:
                 done.set()
 
-        # a daemon: a call given up on never holds the process at exit
-        threading.Thread(target=work, name="kddad-tracking", daemon=True).start()
-        if not done.wait(limit):
+        with client_bounds():
+            # a daemon: a call given up on never holds the process at exit
+            threading.Thread(target=work, name="kddad-tracking", daemon=True).start()
+            answered = done.wait(limit)
+        if not answered:
             self._lose(f"no answer within {limit:g} s")
         if "error" in outcome:
             err = outcome.pop("error")
@@ -490,16 +516,20 @@ class Tracker:
         from mlflow.entities import Param
 
         all_tags = {**self.tags(cfg), **(tags or {}), OWNER_TAG: owner()}
-        overrides = all_tags.get("overrides", "")
-        all_tags.update(described(cfg, overrides))
+        identity = f"{cfg.features.name} {cfg.model.architecture} {cfg.score.name}"
+        if "overrides" in all_tags:  # a Hydra job: by what it changed (unique within its sweep)
+            changed = None
+            name = all_tags["overrides"] or identity
+        else:  # a DVC stage: by what it changes against the committed params.yaml, then what it is
+            against = changes(cfg, self.root)
+            changed = None if against is None else overrides(against)
+            name = identity if against is None else f"{' '.join(in_short(against)) or 'defaults'} · {identity}"
+            if changed:
+                all_tags[PARAMS_CHANGED_TAG] = " ".join(changed)
+        all_tags.update(described(cfg, all_tags.get("overrides", ""), changed))
         if parent:
             all_tags["mlflow.parentRunId"] = parent
-        run = self.client.create_run(
-            self.experiment_id(),
-            tags=all_tags,
-            # a sweep job by what it changed (unique within its sweep), a single run by what it is
-            run_name=overrides or f"{cfg.features.name} {cfg.model.architecture} {cfg.score.name}",
-        )
+        run = self.client.create_run(self.experiment_id(), tags=all_tags, run_name=name)
         run_id = run.info.run_id
         params = [Param(k, v) for k, v in self.params(cfg).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params a call
