@@ -11,7 +11,8 @@ from helpers.data import KDD10
 
 from kddad.data import fields
 from kddad.data.read import read_kdd
-from kddad.data.records import DIFFICULTY, canonical, iter_records, layout
+from kddad.data.columns import canonical
+from kddad.data.records import DIFFICULTY, iter_records, layout
 from kddad.errors import DataError
 
 
