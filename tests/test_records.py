@@ -10,8 +10,8 @@ import pytest
 from helpers.data import KDD10
 
 from kddad.data import fields
-from kddad.data.read import read_kdd
 from kddad.data.columns import canonical
+from kddad.data.read import read_kdd
 from kddad.data.records import DIFFICULTY, iter_records, layout
 from kddad.errors import DataError
 
