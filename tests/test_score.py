@@ -17,7 +17,6 @@ import pytest
 from helpers.data import KDD10, write_head
 from helpers.net import free_port, wait_until_answers
 from helpers.repo import ROOT
-from helpers.run import one_clear_line
 from helpers.scores import assert_same_scores, expected_scores
 from helpers.tracked import where_each_went
 from mlflow import MlflowClient
@@ -144,8 +143,10 @@ def test_info_refuses_a_damaged_metrics_file_naming_the_key(pipeline, edit, need
     good = path.read_text()
     try:
         path.write_text(good[: len(good) // 2] if edit is None else json.dumps(edit(json.loads(good))))
-        proc = repo.run(INFO, code=None)
-        one_clear_line(proc, "reports/metrics.json: ", *needles)
+        proc = repo.run(INFO, code=2)
+        [error] = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+        assert error.startswith("ERROR kddad: reports/metrics.json: ") and "Traceback" not in proc.stderr
+        assert all(needle in error for needle in needles), error
         assert proc.stdout == ""
     finally:
         path.write_text(good)

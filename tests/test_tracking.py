@@ -67,13 +67,9 @@ def test_one_run_spans_the_stages_with_config_metrics_and_artifacts(project):
     assert tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]
     note = tags["mlflow.note.content"]
     assert note.startswith(f"Command: `python {tags['mlflow.source.name']}") and "Model: fusion vae 64-32 z8" in note
-    # named for what it changes against the repo's committed params.yaml (the stages ran composed), then what it is
-    changed = tags["params_changed"].split(" ")
-    assert f"dataset.path={cfg.dataset.path}" in changed and "dataset.name=local" in changed
-    assert {c.split("=")[0] for c in changed} <= set(run.data.params)
-    identity = "all41 fusion vae 64-32 z8 + neutral 64-32 r16 k4 mul likelihood"
-    assert run.info.run_name.startswith("dataset=local ") and run.info.run_name.endswith(f" · {identity}")
-    assert f"Against the committed params.yaml: `{tags['params_changed']}`" in note
+    # outside a git repository (the stages ran in-process, in a temporary folder): named for what it is alone
+    assert run.info.run_name == "all41 fusion vae 64-32 z8 + neutral 64-32 r16 k4 mul likelihood"
+    assert "params_changed" not in tags and "params.yaml" not in note
     # final metrics equal the metrics file; per-epoch losses from training
     metrics = json.loads((paths.reports / "metrics.json").read_text())
     for key in ("f1", "precision", "recall", "roc_auc", "pr_auc"):
