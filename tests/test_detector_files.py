@@ -111,9 +111,10 @@ def test_info_shows_the_description_then_the_metrics_beside_it(saved, tmp_path):
         **{k: v for k, v in Detector.load(folder).describe().items() if k in info},
     }
     (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "metrics.json").write_text(json.dumps({"f1": 0.5, "recall": 0.25, "rows": 7}))
+    headline = {"f1": 0.5, "precision": 0.75, "recall": 0.25, "roc_auc": 0.875, "pr_auc": 0.625}
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps({**headline, "rows": 7}))
     info = cli.describe(folder)
-    assert info["metrics"] == {"f1": 0.5, "recall": 0.25}
+    assert info["metrics"] == headline  # the headline, not the rest
     assert info["metrics_from"] == str(tmp_path / "reports" / "metrics.json")
 
 
