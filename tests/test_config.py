@@ -59,7 +59,7 @@ def test_nslkdd_preset_is_the_official_protocol_with_the_pool_chosen_detector():
     cfg = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["experiment=nslkdd"])))
     floor = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["experiment=variance_floor"])))
     neutral = config.validate(yaml.safe_load(config.compose_yaml(ROOT / "conf", ["model=neutral"])))
-    assert (cfg.dataset.name, cfg.split.protocol) == ("nslkdd", "test_file")
+    assert (cfg.dataset.name, cfg.split.protocol) == ("nslkdd20", "test_file")  # the file it was chosen on
     assert (cfg.scaling, cfg.score) == (floor.scaling, floor.score)
     assert cfg.model.members == {"vae": floor.model, "neutral": neutral.model}
     assert (cfg.threshold.method, cfg.threshold.fpr) == ("fpr", 0.05)

@@ -79,9 +79,9 @@ def test_exp_run_nslkdd_runs_the_official_protocol_end_to_end(repo):
     """`dvc exp run -S dataset=nslkdd` from a fresh clone: KDDTrain+ trains, all of KDDTest+ tests."""
     path = repo.path
     assert stages_ran(repo.dvc("exp", "run", "-S", "dataset=nslkdd")) == set(STAGES)
-    assert {p.name for p in (path / "data/raw").iterdir()} == {"KDDTrain+_20Percent.txt", "KDDTest+.txt"}
+    assert {p.name for p in (path / "data/raw").iterdir()} == {"KDDTrain+.txt", "KDDTest+.txt"}
     split = json.loads((path / "reports/split.json").read_text())
-    assert split["protocol"] == "test_file" and split["rows"]["test"] == 22544 and split["rows_in"] == 25192
+    assert split["protocol"] == "test_file" and split["rows"]["test"] == 22544 and split["rows_in"] == 125973
     m = json.loads((path / "reports/metrics.json").read_text())
     assert m["test"]["rows"] == 22544 and m["test"]["outliers"] == 12833
     assert set(m["test"]["categories"]) == {"dos", "probe", "r2l", "u2r", "macro", "inliers"}

@@ -35,10 +35,10 @@ FIELDS = {"error_code", "message", "sqlstate", "error_class"}
 
 @pytest.fixture(scope="module")
 def trained(clone: Repo) -> tuple[Path, dict, str]:
-    """A fresh copy of the repo after `dvc repro` (debug=quick, dataset=nslkdd); its environment and
+    """A fresh copy of the repo after `dvc repro` (debug=quick, dataset=nslkdd20); its environment and
     the repro's output."""
     use_preset(clone.path, "debug", "quick")
-    use_preset(clone.path, "dataset", "nslkdd")
+    use_preset(clone.path, "dataset", "nslkdd20")
     proc = clone.dvc("repro")
     return clone.path, clone.env, output(proc)
 
