@@ -34,7 +34,6 @@ from kddad.errors import DataError
 log = logging.getLogger(__name__)
 
 DIFFICULTY = fields.DIFFICULTY
-_KNOWN = KNOWN
 #: Parsed as numbers, counts too: a count written ``491.0`` (a file that passed through a
 #: dataframe with a missing value) is that count; :func:`check_values` refuses ``0.5``.
 _TYPES: dict[str, pa.DataType] = {
@@ -78,7 +77,7 @@ class Layout:
 
     @property
     def used(self) -> list[str]:
-        return [c for c in self.columns if c in _KNOWN]
+        return [c for c in self.columns if c in KNOWN]
 
 
 def _is_gzip(path: Path) -> bool:
@@ -137,7 +136,7 @@ def layout(path: str | Path, name: str | None = None) -> Layout:
     first = _first_row(path, gzipped)
     if first is None:
         raise DataError(f"{path}: the file is empty; expected KDD records (41 features, optionally label)")
-    named = sum(canonical(v) in _KNOWN for v in first)
+    named = sum(canonical(v) in KNOWN for v in first)
     kind = "gzip" if gzipped else "text"
     if named >= len(fields.FEATURES) // 2:
         return Layout(path, kdd_columns(first, f"{path}: line 1 (header)"), header=True, format=kind)
@@ -272,7 +271,7 @@ def _csv_batches(lay: Layout, chunk_rows: int, whole: bool = False) -> Iterator[
     """Streamed in blocks; ``whole``: parsed at once on every core (what training reads)."""
     from pyarrow import csv as pacsv
 
-    names = [c if c in _KNOWN else ignored(i) for i, c in enumerate(lay.columns)]
+    names = [c if c in KNOWN else ignored(i) for i, c in enumerate(lay.columns)]
     block = WHOLE_BLOCK_BYTES if whole else max(1 << 14, chunk_rows * ROW_BYTES)
     stream = pa.input_stream(str(lay.path), compression="gzip" if lay.format == "gzip" else None)
     options = {
@@ -292,7 +291,7 @@ def _parquet_batches(lay: Layout, rows: int) -> Iterator[pa.RecordBatch]:
 
     f = pq.ParquetFile(lay.path)
     names = f.schema_arrow.names
-    wanted = [n for n in names if canonical(n) in _KNOWN]
+    wanted = [n for n in names if canonical(n) in KNOWN]
     for batch in f.iter_batches(batch_size=rows, columns=wanted):
         arrays = []
         for name in wanted:
